@@ -1,0 +1,248 @@
+"""Facts: what CRM and billing tell trailpay happened, one frozen class per type.
+
+JSON becomes a fact in the adapter, after schema validation against
+schemas/events/<type>.json; the core only ever sees these classes. A unit test
+keeps the field names here and the schemas in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import date
+from decimal import Decimal
+from typing import Any, ClassVar, get_type_hints
+
+from trailpay.core.money import parse_decimal
+
+
+class FactError(ValueError):
+    """A payload does not make a valid fact; `field` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerShare:
+    partner_id: str
+    role: str
+    share: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """Base of every fact. `type` is the CloudEvents type; `key` routes it on Kafka."""
+
+    type: ClassVar[str] = ""
+    partner_level: ClassVar[bool] = False
+
+    def key(self) -> str:
+        return getattr(self, "partner_id") if self.partner_level else getattr(self, "customer_id")
+
+
+@dataclass(frozen=True, slots=True)
+class DealClosed(Fact):
+    type: ClassVar[str] = "deal.closed"
+    deal_id: str
+    customer_id: str
+    kind: str
+    currency: str
+    acv: Decimal
+    tcv: Decimal
+    term_months: int
+    start_date: date
+    partners: tuple[PartnerShare, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRenewed(Fact):
+    type: ClassVar[str] = "subscription.renewed"
+    customer_id: str
+    contract_id: str
+    currency: str
+    arr: Decimal
+    period_start: date
+    period_end: date
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionExpanded(Fact):
+    type: ClassVar[str] = "subscription.expanded"
+    customer_id: str
+    currency: str
+    delta_arr: Decimal
+    effective_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionContracted(Fact):
+    type: ClassVar[str] = "subscription.contracted"
+    customer_id: str
+    currency: str
+    delta_arr: Decimal
+    effective_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChurned(Fact):
+    type: ClassVar[str] = "subscription.churned"
+    customer_id: str
+    effective_date: date
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReported(Fact):
+    type: ClassVar[str] = "usage.reported"
+    customer_id: str
+    currency: str
+    metric: str
+    quantity: Decimal
+    revenue: Decimal
+    period_start: date
+    period_end: date
+
+
+@dataclass(frozen=True, slots=True)
+class RefundIssued(Fact):
+    type: ClassVar[str] = "refund.issued"
+    customer_id: str
+    currency: str
+    amount: Decimal
+    invoice_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneAchieved(Fact):
+    type: ClassVar[str] = "milestone.achieved"
+    customer_id: str
+    milestone: str
+    score: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralQualified(Fact):
+    type: ClassVar[str] = "referral.qualified"
+    partner_level: ClassVar[bool] = True
+    partner_id: str
+    lead_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComarketingCompleted(Fact):
+    type: ClassVar[str] = "comarketing.completed"
+    partner_level: ClassVar[bool] = True
+    partner_id: str
+    activity: str
+    currency: str
+    spend: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutConfirmed(Fact):
+    type: ClassVar[str] = "payout.confirmed"
+    partner_level: ClassVar[bool] = True
+    payout_id: str
+    reference: str
+    partner_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutFailed(Fact):
+    type: ClassVar[str] = "payout.failed"
+    partner_level: ClassVar[bool] = True
+    payout_id: str
+    reference: str
+    partner_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustmentPosted(Fact):
+    type: ClassVar[str] = "adjustment.posted"
+    partner_level: ClassVar[bool] = True
+    partner_id: str
+    currency: str
+    amount: Decimal
+    reason: str
+    approved_by: str
+
+
+FACT_TYPES: Mapping[str, type[Fact]] = {
+    cls.type: cls
+    for cls in (
+        DealClosed, SubscriptionRenewed, SubscriptionExpanded, SubscriptionContracted,
+        SubscriptionChurned, UsageReported, RefundIssued, MilestoneAchieved,
+        ReferralQualified, ComarketingCompleted, PayoutConfirmed, PayoutFailed,
+        AdjustmentPosted,
+    )
+}
+
+MONEY_FIELDS = frozenset({"acv", "tcv", "arr", "delta_arr", "revenue", "amount", "spend"})
+
+
+def _convert(name: str, hint: Any, value: Any) -> Any:
+    if hint in (Decimal, "Decimal", Decimal | None, "Decimal | None"):
+        if value is None:
+            return None
+        if name in MONEY_FIELDS and not isinstance(value, str):
+            raise FactError(name, "money must be a decimal string such as \"1234.50\"")
+        if isinstance(value, float):
+            raise FactError(name, "must be a decimal string or integer, not a float")
+        try:
+            return parse_decimal(value)
+        except ValueError as exc:
+            raise FactError(name, str(exc)) from None
+    if hint in (date, "date"):
+        try:
+            return date.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise FactError(name, f"not an ISO date (YYYY-MM-DD): {value!r}") from None
+    if hint in (int, "int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FactError(name, "must be an integer")
+        return value
+    if name == "partners":
+        return tuple(
+            PartnerShare(p["partner_id"], p["role"], _convert("share", Decimal, p["share"]))
+            for p in value
+        )
+    return value
+
+
+def fact_from_data(event_type: str, data: Mapping[str, Any]) -> Fact:
+    """Build the fact for a CloudEvents `type` from its (schema-valid) `data`."""
+    cls = FACT_TYPES.get(event_type)
+    if cls is None:
+        raise FactError("type", f"unknown event type {event_type!r}")
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(f.name, hints[f.name], data[f.name])
+    try:
+        fact = cls(**kwargs)
+    except TypeError as exc:
+        raise FactError("data", str(exc)) from None
+    if isinstance(fact, DealClosed):
+        total = sum((p.share for p in fact.partners), Decimal(0))
+        if fact.partners and total != 1:
+            raise FactError("data.partners", f"shares must sum to 1, they sum to {total}")
+    return fact
+
+
+def fact_to_data(fact: Fact) -> dict[str, Any]:
+    """The JSON-ready `data` of a fact (Decimals and dates as strings)."""
+    out: dict[str, Any] = {}
+    for f in fields(fact):
+        v = getattr(fact, f.name)
+        if isinstance(v, Decimal):
+            v = str(v)
+        elif isinstance(v, date):
+            v = v.isoformat()
+        elif f.name == "partners":
+            v = [{"partner_id": p.partner_id, "role": p.role, "share": str(p.share)} for p in v]
+        out[f.name] = v
+    return out

@@ -1,0 +1,81 @@
+"""Postings: double-entry lines, grouped so that each group sums to zero.
+
+A posting group is what one plan rule did to one partner because of one
+ledger entry. It refuses to exist unless its legs balance per currency; the
+database checks the same again with a deferred constraint trigger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from trailpay.core.money import Money
+
+# Buckets of a partner account. `expense` is the company side of an accrual.
+BUCKETS = ("held", "pending", "payable", "in_payout", "paid", "forfeited", "clawed_back")
+COMPANY_ACCOUNT = "company:commissions"
+EXPENSE = "expense"
+
+
+def partner_account(partner_id: str) -> str:
+    return f"partner:{partner_id}"
+
+
+class UnbalancedPosting(ValueError):
+    """A posting group whose legs do not sum to zero in some currency."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One line of a posting group. Positive adds to the bucket, negative takes."""
+
+    account: str
+    bucket: str
+    amount: Money
+    # Pending money becomes payable on this date (design §3: payout.hold_days).
+    available_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a group exists: the cause and the arithmetic, for statements and audit."""
+
+    rule_id: str
+    rule_kind: str
+    sentence: str
+    plan_id: str | None = None
+    plan_version: int | None = None
+    base: Decimal | None = None
+    rate: Decimal | None = None
+    multiplier: Decimal | None = None
+    share: Decimal | None = None
+    unrounded: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostingGroup:
+    """Legs that move money together, traced to the entry that caused them."""
+
+    group_id: str  # f"{entry_id}:{rule_id}:{n}"; deterministic, never random
+    entry_id: str
+    journal_seq: int
+    event_id: str
+    event_type: str
+    effective_at: datetime
+    partner_id: str
+    customer_id: str | None
+    deal_id: str | None
+    explanation: Explanation
+    legs: tuple[Leg, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.legs:
+            raise UnbalancedPosting(f"posting group {self.group_id} has no legs")
+        totals: dict[str, Decimal] = {}
+        for leg in self.legs:
+            totals[leg.amount.currency] = totals.get(leg.amount.currency, Decimal(0)) + leg.amount.amount
+        off = {c: t for c, t in totals.items() if t != 0}
+        if off:
+            raise UnbalancedPosting(f"posting group {self.group_id} does not balance: {off}")

@@ -1,0 +1,59 @@
+"""Database engine and migrations: the one way trailpay talks to PostgreSQL.
+
+SQLAlchemy's AsyncEngine over asyncpg everywhere; hot batch paths take the
+underlying asyncpg connection (`raw`) for COPY and array parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from trailpay.settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.async_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+    )
+
+
+async def raw(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under a SQLAlchemy connection (for COPY, arrays)."""
+    fairy = await conn.get_raw_connection()
+    return fairy.driver_connection
+
+
+def alembic_config(async_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["database_url"] = async_url
+    return cfg
+
+
+def migrate_sync(settings: Settings) -> None:
+    """Upgrade the schema to head (called outside any running event loop)."""
+    command.upgrade(alembic_config(settings.async_database_url), "head")
+
+
+async def migrate(settings: Settings) -> None:
+    await asyncio.to_thread(migrate_sync, settings)
+
+
+async def ping(engine: AsyncEngine) -> bool:
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        return True
+    except Exception:  # noqa: BLE001 - readiness reports, never raises
+        return False

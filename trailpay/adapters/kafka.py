@@ -1,0 +1,88 @@
+"""Kafka plumbing: topics, producers and consumer-group consumers (aiokafka).
+
+Offsets are only a hint here: every consumer stores its progress in
+PostgreSQL with its effect, so a broker rebuilt empty replays harmlessly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from trailpay import metrics
+from trailpay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def all_topics(settings: Settings) -> list[str]:
+    return [settings.topic_events, settings.topic_events_dlq, settings.topic_ledger,
+            settings.topic_payouts]
+
+
+async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
+    """Create trailpay's topics if missing; waits for the broker to come up."""
+    for attempt in range(attempts):
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [t for t in all_topics(settings) if t not in existing]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics([
+                        NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1)
+                        for t in missing
+                    ])
+            return
+        except TopicAlreadyExistsError:
+            return
+        except Exception as exc:  # noqa: BLE001 - broker not up yet: retry, then give up loudly
+            if attempt == attempts - 1:
+                raise
+            log.info("waiting for Kafka at %s: %s", settings.kafka_bootstrap_servers, exc)
+            await asyncio.sleep(1)
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+
+def producer(settings: Settings) -> AIOKafkaProducer:
+    # Tansu has no idempotent producer; dedup is ours (journal on (source, id)).
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=False,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        compression_type=None,
+    )
+
+
+def consumer(settings: Settings, topic: str, group: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.consumer_batch_max,
+        fetch_max_bytes=64 << 20,
+        max_partition_fetch_bytes=16 << 20,
+    )
+
+
+async def record_lag(c: AIOKafkaConsumer, group: str) -> None:
+    """Export consumer lag per partition (high-water mark minus position)."""
+    for tp in c.assignment():
+        hw = c.highwater(tp)
+        if hw is None:
+            continue
+        with contextlib.suppress(Exception):
+            pos = await c.position(tp)
+            metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(hw - pos, 0))

@@ -1,0 +1,168 @@
+"""SQLAlchemy Core tables, mirroring migrations/versions/*.sql.
+
+The migrations are the source of truth for DDL (triggers live there);
+these objects exist to build queries. tests/integration/test_schema.py checks
+that the two stay in step.
+"""
+
+from sqlalchemy import (
+    BigInteger, Boolean, Column, Date, DateTime, Integer, MetaData, Numeric, SmallInteger,
+    String, Table, Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+journal = Table(
+    "journal", metadata,
+    Column("seq", BigInteger, primary_key=True),
+    Column("stream", Text, nullable=False),
+    Column("stream_pos", BigInteger, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("effective_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("body_hash", Text, nullable=False),
+    Column("prev_hash", Text, nullable=False),
+    Column("row_hash", Text, nullable=False),
+)
+
+journal_streams = Table(
+    "journal_streams", metadata,
+    Column("stream", Text, primary_key=True),
+    Column("last_pos", BigInteger, nullable=False),
+    Column("last_hash", Text, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("source", Text),
+    Column("event_id", Text),
+    Column("type", Text),
+    Column("field", Text),
+    Column("reason", Text, nullable=False),
+    Column("topic", Text),
+    Column("partition", Integer),
+    Column("offset", BigInteger),
+    Column("payload", Text, nullable=False),
+)
+
+plan_versions = Table(
+    "plan_versions", metadata,
+    Column("plan_id", Text, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("effective_from", Date, nullable=False),
+    Column("document", JSONB, nullable=False),
+    Column("doc_hash", Text, nullable=False),
+    Column("journal_seq", BigInteger, nullable=False),
+)
+
+partner_enrollments = Table(
+    "partner_enrollments", metadata,
+    Column("partner_id", Text, primary_key=True),
+    Column("journal_seq", BigInteger, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("plan_id", Text, nullable=False),
+    Column("overrides", JSONB, nullable=False),
+    Column("payment", JSONB),
+)
+
+partners = Table(
+    "partners", metadata,
+    Column("partner_id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("plan_id", Text, nullable=False),
+    Column("overrides", JSONB, nullable=False),
+    Column("payment", JSONB),
+    Column("journal_seq", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+customers = Table(
+    "customers", metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("deal_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("partners", JSONB, nullable=False),
+    Column("journal_seq", BigInteger, nullable=False),
+)
+
+parked = Table(
+    "parked", metadata,
+    Column("journal_seq", BigInteger, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("parked_at", DateTime(timezone=True), nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("entry_id", Text, nullable=False, unique=True),
+    Column("journal_seq", BigInteger, nullable=False),
+    Column("partner_id", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("published", Boolean, nullable=False),
+)
+
+accrual_applied = Table(
+    "accrual_applied", metadata,
+    Column("entry_id", Text, primary_key=True),
+    Column("partner_id", Text, nullable=False),
+    Column("journal_seq", BigInteger, nullable=False),
+    Column("applied_order", BigInteger, nullable=False),
+    Column("outcome", Text, nullable=False),
+)
+
+partner_state = Table(
+    "partner_state", metadata,
+    Column("partner_id", Text, primary_key=True),
+    Column("state", JSONB, nullable=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+postings = Table(
+    "postings", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("group_id", Text, nullable=False),
+    Column("leg", SmallInteger, nullable=False),
+    Column("entry_id", Text, nullable=False),
+    Column("journal_seq", BigInteger, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("effective_at", DateTime(timezone=True), nullable=False),
+    Column("partner_id", Text, nullable=False),
+    Column("customer_id", Text),
+    Column("deal_id", Text),
+    Column("account", Text, nullable=False),
+    Column("bucket", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Numeric(20, 6), nullable=False),
+    Column("available_on", Date),
+    Column("rule_id", Text, nullable=False),
+    Column("rule_kind", Text, nullable=False),
+    Column("plan_id", Text),
+    Column("plan_version", Integer),
+    Column("base", Numeric),
+    Column("rate", Numeric),
+    Column("multiplier", Numeric),
+    Column("share", Numeric),
+    Column("unrounded", Numeric),
+    Column("explanation", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+balances = Table(
+    "balances", metadata,
+    Column("partner_id", Text, primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("bucket", Text, primary_key=True),
+    Column("available_on", Date, primary_key=True),
+    Column("amount", Numeric(20, 6), nullable=False),
+)

@@ -1,0 +1,33 @@
+"""Prometheus metrics, named once for every service (trailpay_* prefix, base units)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_RECEIVED = Counter(
+    "trailpay_events_received_total", "Events received, by intake and type", ["intake", "type"])
+EVENTS_ACCEPTED = Counter(
+    "trailpay_events_accepted_total", "Events accepted, by intake and type", ["intake", "type"])
+EVENTS_REJECTED = Counter(
+    "trailpay_events_rejected_total", "Events rejected, by intake and reason", ["intake", "reason"])
+JOURNAL_APPENDS = Counter(
+    "trailpay_journal_appends_total", "Rows appended to the journal, by type", ["type"])
+JOURNAL_DUPLICATES = Counter(
+    "trailpay_journal_duplicates_total", "Redelivered events acknowledged and ignored")
+POSTINGS = Counter(
+    "trailpay_postings_total", "Posting legs written, by rule kind and bucket", ["rule_kind", "bucket"])
+DEAD_LETTERS = Counter(
+    "trailpay_dead_letters_total", "Messages dead-lettered, by stage and reason", ["stage", "reason"])
+ENTRIES_PUBLISHED = Counter(
+    "trailpay_ledger_entries_published_total", "Attributed entries published to trailpay.ledger")
+CONSUMER_LAG = Gauge(
+    "trailpay_consumer_lag", "Messages behind the high-water mark", ["consumer", "topic", "partition"])
+BATCH_SIZE = Histogram(
+    "trailpay_batch_size", "Records per consumer batch", ["consumer"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
+BATCH_SECONDS = Histogram(
+    "trailpay_batch_processing_seconds", "Time to process one consumer batch", ["consumer"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+HTTP_SECONDS = Histogram(
+    "trailpay_http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))

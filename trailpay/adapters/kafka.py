@@ -86,3 +86,11 @@ async def record_lag(c: AIOKafkaConsumer, group: str) -> None:
         with contextlib.suppress(Exception):
             pos = await c.position(tp)
             metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(hw - pos, 0))
+
+
+async def ping(p: AIOKafkaProducer, topic: str) -> bool:
+    """Readiness: the broker answers a metadata request for our topic."""
+    try:
+        return bool(await asyncio.wait_for(p.partitions_for(topic), 2.0))
+    except Exception:  # noqa: BLE001 - readiness reports, never raises
+        return False

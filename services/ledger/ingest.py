@@ -1,0 +1,212 @@
+"""The ledger's batch handler: validate, journal, attribute, outbox — one transaction.
+
+Everything a batch does to the database commits together, so a consumer
+killed at any instant either did all of it or none of it; a redelivered batch
+finds its events in the journal and only re-acknowledges them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from trailpay import metrics
+from trailpay.adapters import dead_letters, journal_store
+from trailpay.adapters.cloudevents import Envelope, EventRejected, decode_kafka
+from trailpay.adapters.db import raw
+from trailpay.adapters.dead_letters import DeadLetter
+from trailpay.adapters.journal_store import JournalRecord
+from trailpay.core.attribution import (
+    Customer, customer_after, entries_for, entry_to_dict, partners_of,
+)
+from trailpay.core.facts import DealClosed, PartnerShare
+from trailpay.core.journal import LedgerEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One Kafka record as received (or an HTTP-posted event on its way)."""
+
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class BatchReport:
+    appended: int = 0
+    duplicates: int = 0
+    entries: int = 0
+    parked: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+def to_record(env: Envelope) -> JournalRecord:
+    return JournalRecord(env.source, env.id, env.type, env.key, env.time, env.raw)
+
+
+def _dead(msg: Inbound, reason: str, fld: str | None, env: Envelope | None = None) -> DeadLetter:
+    return DeadLetter(
+        stage="ledger", reason=reason, field=fld, payload=msg.value.decode(errors="replace"),
+        source=env.source if env else None, event_id=env.id if env else None,
+        type=env.type if env else None, topic=msg.topic, partition=msg.partition,
+        offset=msg.offset)
+
+
+async def _known_partners(conn: AsyncConnection, ids: set[str]) -> set[str]:
+    if not ids:
+        return set()
+    pg = await raw(conn)
+    rows = await pg.fetch("SELECT partner_id FROM partners WHERE partner_id = ANY($1::text[])",
+                          list(ids))
+    return {r[0] for r in rows}
+
+
+def _named_partners(env: Envelope) -> list[tuple[str, str]]:
+    """(field path, partner_id) for every partner an event names."""
+    if isinstance(env.fact, DealClosed):
+        return [(f"data.partners[{i}].partner_id", p.partner_id)
+                for i, p in enumerate(env.fact.partners)]
+    if env.fact.partner_level and getattr(env.fact, "partner_id", ""):
+        return [("data.partner_id", env.fact.partner_id)]
+    return []
+
+
+async def _load_customers(conn: AsyncConnection, ids: set[str]) -> dict[str, Customer]:
+    if not ids:
+        return {}
+    pg = await raw(conn)
+    rows = await pg.fetch(
+        "SELECT customer_id, deal_id, currency, partners::text FROM customers "
+        "WHERE customer_id = ANY($1::text[])", list(ids))
+    out = {}
+    for r in rows:
+        shares = tuple(PartnerShare(p["partner_id"], p["role"], Decimal(p["share"]))
+                       for p in orjson.loads(r[3]))
+        out[r[0]] = Customer(r[0], r[1], r[2], shares)
+    return out
+
+
+async def _save_customer(conn: AsyncConnection, c: Customer, seq: int) -> None:
+    pg = await raw(conn)
+    partners = orjson.dumps([{"partner_id": p.partner_id, "role": p.role, "share": str(p.share)}
+                             for p in c.partners]).decode()
+    await pg.execute(
+        "INSERT INTO customers (customer_id, deal_id, currency, partners, journal_seq) "
+        "VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (customer_id) DO UPDATE SET "
+        "deal_id = EXCLUDED.deal_id, currency = EXCLUDED.currency, partners = EXCLUDED.partners, "
+        "journal_seq = EXCLUDED.journal_seq", c.customer_id, c.deal_id, c.currency, partners, seq)
+
+
+async def _unpark(conn: AsyncConnection, customer_id: str) -> list[tuple[int, Envelope]]:
+    pg = await raw(conn)
+    rows = await pg.fetch(
+        "DELETE FROM parked p USING journal j WHERE p.customer_id = $1 AND j.seq = p.journal_seq "
+        "RETURNING j.seq, j.body", customer_id)
+    return sorted((r[0], decode_kafka(r[1].encode(), [])) for r in rows)
+
+
+async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> None:
+    if not entries:
+        return
+    pg = await raw(conn)
+    await pg.execute(
+        "INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, payload) "
+        "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[]) "
+        "ON CONFLICT (entry_id) DO NOTHING",
+        [e.entry_id for e in entries], [e.journal_seq for e in entries],
+        [e.partner_id for e in entries],
+        [orjson.dumps(entry_to_dict(e)).decode() for e in entries])
+
+
+async def _attribute(conn: AsyncConnection, appended: list[tuple[int, Envelope]],
+                     report: BatchReport) -> list[LedgerEntry]:
+    customers = await _load_customers(
+        conn, {e.fact.customer_id for _, e in appended if not e.fact.partner_level})
+    parked_now: dict[str, list[tuple[int, Envelope]]] = defaultdict(list)
+    entries: list[LedgerEntry] = []
+
+    def attribute(seq: int, env: Envelope) -> None:
+        cust = None if env.fact.partner_level else customers.get(env.fact.customer_id)
+        shares = partners_of(env.fact, cust)
+        if shares is None:
+            parked_now[env.fact.customer_id].append((seq, env))
+            return
+        entries.extend(entries_for(seq, env.id, env.source, env.time, env.fact, shares,
+                                   cust.deal_id if cust else None))
+
+    for seq, env in appended:
+        attribute(seq, env)
+        if isinstance(env.fact, DealClosed):
+            cid = env.fact.customer_id
+            after = customer_after(env.fact, customers.get(cid))
+            if after is not None and after != customers.get(cid):
+                customers[cid] = after
+                await _save_customer(conn, after, seq)
+            waiting = await _unpark(conn, cid) + parked_now.pop(cid, [])
+            for wseq, wenv in sorted(waiting, key=lambda t: t[0]):
+                attribute(wseq, wenv)
+    if parked_now:
+        pg = await raw(conn)
+        rows = [(seq, cid) for cid, items in parked_now.items() for seq, _ in items]
+        await pg.executemany("INSERT INTO parked (journal_seq, customer_id) VALUES ($1, $2)", rows)
+        report.parked += len(rows)
+    return entries
+
+
+async def handle_batch(engine: AsyncEngine, batch: list[Inbound]) -> BatchReport:
+    """Journal and attribute one batch; returns what happened (dead letters to publish)."""
+    report = BatchReport()
+    decoded: list[tuple[Inbound, Envelope]] = []
+    for msg in batch:
+        try:
+            env = decode_kafka(msg.value, msg.headers)
+        except EventRejected as exc:
+            report.dead.append(_dead(msg, f"invalid: {exc.reason}", exc.field))
+            metrics.EVENTS_REJECTED.labels("kafka", "invalid").inc()
+            continue
+        metrics.EVENTS_RECEIVED.labels("kafka", env.type).inc()
+        decoded.append((msg, env))
+
+    async with engine.begin() as conn:
+        known = await _known_partners(conn, {pid for _, e in decoded for _, pid in _named_partners(e)})
+        by_stream: dict[str, list[tuple[Inbound, Envelope]]] = defaultdict(list)
+        for msg, env in decoded:
+            unknown = [(f, pid) for f, pid in _named_partners(env) if pid not in known]
+            if unknown:
+                f, pid = unknown[0]
+                report.dead.append(_dead(msg, f"unknown partner: {pid!r} is not enrolled", f, env))
+                continue
+            by_stream[f"{msg.topic}/{msg.partition}"].append((msg, env))
+
+        appended: list[tuple[int, Envelope]] = []
+        for stream, items in by_stream.items():
+            result = await journal_store.append(conn, stream, [to_record(e) for _, e in items])
+            report.duplicates += len(result.duplicates)
+            conflicting = {(r.source, r.event_id, r.hash) for r in result.conflicts}
+            fresh = {a.record.body: a.seq for a in result.appended}
+            for msg, env in items:
+                if (env.source, env.id, to_record(env).hash) in conflicting:
+                    report.dead.append(_dead(
+                        msg, "conflict: an event with this source and id was journaled with a "
+                        "different body", "id", env))
+                elif env.raw in fresh:
+                    appended.append((fresh.pop(env.raw), env))
+        appended.sort(key=lambda t: t[0])
+        report.appended = len(appended)
+        entries = await _attribute(conn, appended, report)
+        await _write_entries(conn, entries)
+        report.entries = len(entries)
+        await dead_letters.record(conn, report.dead)
+
+    metrics.JOURNAL_DUPLICATES.inc(report.duplicates)
+    for _, env in appended:
+        metrics.JOURNAL_APPENDS.labels(env.type).inc()
+        metrics.EVENTS_ACCEPTED.labels("kafka", env.type).inc()
+    return report

@@ -1,0 +1,159 @@
+"""Plans and partner enrolments: journaled commands and their projections.
+
+Publishing a plan version or enrolling a partner appends a command to the
+journal (stream "gateway") and updates the projection in the same
+transaction. The accrual service reads them back "as of" a journal sequence,
+so a replay sees exactly the plans and enrolments that live processing saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from trailpay.adapters import journal_store
+from trailpay.adapters.db import raw
+from trailpay.adapters.journal_store import JournalRecord
+from trailpay.core.journal import body_hash
+from trailpay.core.plans import Enrollment, PlanBook, PlanVersion, parse_plan
+
+GATEWAY_STREAM = "gateway"
+COMMAND_SOURCE = "trailpay.gateway"
+
+
+class VersionConflict(Exception):
+    """A different document was already published under this plan version."""
+
+
+def canonical(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def command_record(event_id: str, type_: str, key: str, data: Mapping[str, Any],
+                   at: datetime | None = None) -> JournalRecord:
+    at = at or datetime.now(UTC)
+    body = {"specversion": "1.0", "id": event_id, "source": COMMAND_SOURCE, "type": type_,
+            "time": at.isoformat(), "data": data}
+    return JournalRecord(COMMAND_SOURCE, event_id, type_, key, at, canonical(body))
+
+
+async def journal_command(conn: AsyncConnection, record: JournalRecord) -> int:
+    result = await journal_store.append(conn, GATEWAY_STREAM, [record])
+    return result.seq_of[(record.source, record.event_id)]
+
+
+async def publish_plan(conn: AsyncConnection, doc: Mapping[str, Any]) -> tuple[bool, PlanVersion]:
+    """Publish a plan version; (created?, parsed). Same document again: not created."""
+    plan = parse_plan(doc)
+    doc_hash = body_hash(canonical(doc))
+    pg = await raw(conn)
+    existing = await pg.fetchval(
+        "SELECT doc_hash FROM plan_versions WHERE plan_id = $1 AND version = $2",
+        plan.plan_id, plan.version)
+    if existing is not None:
+        if existing != doc_hash:
+            raise VersionConflict(
+                f"plan {plan.plan_id} version {plan.version} is already published with other "
+                "terms; versions are immutable: publish a new version")
+        return False, plan
+    seq = await journal_command(conn, command_record(
+        f"plan:{plan.plan_id}:{plan.version}", "trailpay.plan.published", plan.plan_id, doc))
+    await pg.execute(
+        "INSERT INTO plan_versions (plan_id, version, effective_from, document, doc_hash, "
+        "journal_seq) VALUES ($1, $2, $3, $4::jsonb, $5, $6)",
+        plan.plan_id, plan.version, plan.effective_from, canonical(doc).decode(), doc_hash, seq)
+    return True, plan
+
+
+async def enroll_partner(conn: AsyncConnection, partner_id: str, type_: str, plan_id: str,
+                         overrides: Mapping[str, Any], payment: Mapping[str, Any] | None
+                         ) -> tuple[bool, int]:
+    """Enrol or change a partner; (changed?, journal seq). Unchanged terms: no new command."""
+    pg = await raw(conn)
+    await pg.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"partner:{partner_id}")
+    current = await pg.fetchrow(
+        "SELECT type, plan_id, overrides::text, payment::text, journal_seq FROM partners "
+        "WHERE partner_id = $1", partner_id)
+    data = {"partner_id": partner_id, "type": type_, "plan_id": plan_id,
+            "overrides": dict(overrides), "payment": dict(payment) if payment else None}
+    if current is not None and (
+        current[0], current[1], orjson.loads(current[2]),
+        orjson.loads(current[3]) if current[3] else None,
+    ) == (type_, plan_id, data["overrides"], data["payment"]):
+        return False, current[4]
+    n = await pg.fetchval("SELECT count(*) FROM partner_enrollments WHERE partner_id = $1",
+                          partner_id)
+    seq = await journal_command(conn, command_record(
+        f"partner:{partner_id}:{n + 1}", "trailpay.partner.enrolled", partner_id, data))
+    ov = canonical(data["overrides"]).decode()
+    pay = canonical(data["payment"]).decode() if payment else None
+    await pg.execute(
+        "INSERT INTO partner_enrollments (partner_id, journal_seq, type, plan_id, overrides, "
+        "payment) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)",
+        partner_id, seq, type_, plan_id, ov, pay)
+    await pg.execute(
+        "INSERT INTO partners (partner_id, type, plan_id, overrides, payment, journal_seq) "
+        "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6) ON CONFLICT (partner_id) DO UPDATE SET "
+        "type = EXCLUDED.type, plan_id = EXCLUDED.plan_id, overrides = EXCLUDED.overrides, "
+        "payment = EXCLUDED.payment, journal_seq = EXCLUDED.journal_seq, updated_at = now()",
+        partner_id, type_, plan_id, ov, pay, seq)
+    return True, seq
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    journal_seq: int
+    enrollment: Enrollment
+
+
+def enrollment_at(history: list[Enrolled], journal_seq: int) -> Enrollment:
+    """The enrolment in force for an entry: the last one journaled before it."""
+    before = [h for h in history if h.journal_seq < journal_seq]
+    if not before:
+        raise LookupError("the partner was not enrolled when this event was journaled")
+    return before[-1].enrollment
+
+
+class PlanCache:
+    """Parsed plan versions (immutable, so cached forever) and per-batch enrolments."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, dict[int, tuple[int, PlanVersion]]] = {}
+
+    async def enrollments(self, conn: AsyncConnection,
+                          partner_ids: list[str]) -> dict[str, list[Enrolled]]:
+        pg = await raw(conn)
+        rows = await pg.fetch(
+            "SELECT partner_id, journal_seq, type, plan_id, overrides::text "
+            "FROM partner_enrollments WHERE partner_id = ANY($1::text[]) "
+            "ORDER BY partner_id, journal_seq", partner_ids)
+        out: dict[str, list[Enrolled]] = {}
+        for r in rows:
+            out.setdefault(r[0], []).append(Enrolled(r[1], Enrollment(
+                partner_id=r[0], type=r[2], plan_id=r[3], overrides=orjson.loads(r[4]))))
+        await self.refresh(conn, sorted({e.enrollment.plan_id for h in out.values() for e in h}))
+        return out
+
+    async def refresh(self, conn: AsyncConnection, plan_ids: list[str]) -> None:
+        pg = await raw(conn)
+        rows = await pg.fetch(
+            "SELECT plan_id, version, journal_seq FROM plan_versions WHERE plan_id = ANY($1::text[])",
+            plan_ids)
+        missing = [(r[0], r[1]) for r in rows if r[1] not in self._versions.get(r[0], {})]
+        for plan_id, version in missing:
+            doc, seq = await pg.fetchrow(
+                "SELECT document::text, journal_seq FROM plan_versions "
+                "WHERE plan_id = $1 AND version = $2", plan_id, version)
+            self._versions.setdefault(plan_id, {})[version] = (seq, parse_plan(orjson.loads(doc)))
+
+    def book(self, plan_id: str, journal_seq: int) -> PlanBook:
+        """The plan's versions published before this entry was journaled."""
+        versions = [p for s, p in self._versions.get(plan_id, {}).values() if s < journal_seq]
+        if not versions:
+            raise LookupError(f"plan {plan_id!r} had no published version for this event")
+        return PlanBook(versions)

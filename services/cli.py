@@ -1,2 +1,115 @@
-from typer import Typer
-app = Typer()
+"""trailpay's command line: one entry point for every process and operator task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import typer
+
+from trailpay.settings import Settings
+
+app = typer.Typer(help="trailpay: event-sourced partner commissions.", no_args_is_help=True)
+audit = typer.Typer(help="Audit the books.")
+plans = typer.Typer(help="Plan documents.")
+app.add_typer(audit, name="audit")
+app.add_typer(plans, name="plans")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not settings.database_url:
+        typer.echo("DATABASE_URL is not set (or run `trailpay dev` for the embedded default)",
+                   err=True)
+        raise typer.Exit(2)
+    return settings
+
+
+def _serve(run: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
+    settings = _settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(settings, stop)
+
+    asyncio.run(main())
+
+
+@app.command()
+def ledger() -> None:
+    """Run the ledger service (trailpay.events -> journal -> trailpay.ledger)."""
+    from services.ledger.main import run
+
+    _serve(run)
+
+
+@app.command()
+def accrual() -> None:
+    """Run the accrual service (trailpay.ledger -> postings, balances)."""
+    from services.accrual.main import run
+
+    _serve(run)
+
+
+@app.command()
+def gateway() -> None:
+    """Run the HTTP gateway."""
+    from services.gateway.main import run
+
+    _serve(run)
+
+
+@app.command()
+def migrate() -> None:
+    """Create the database if needed and upgrade its schema to the latest revision."""
+    from trailpay.adapters.db import ensure_database, migrate_sync
+
+    settings = _settings()
+    asyncio.run(ensure_database(settings.async_database_url))
+    migrate_sync(settings)
+    typer.echo("database schema is up to date")
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk every journal stream's hash chain; exit 1 if any row was tampered with."""
+    from trailpay.adapters.db import create_engine
+    from trailpay.adapters.journal_store import verify
+
+    settings = _settings()
+
+    async def main() -> dict[str, int | None]:
+        engine = create_engine(settings)
+        async with engine.connect() as conn:
+            result = await verify(conn)
+        await engine.dispose()
+        return result
+
+    result = asyncio.run(main())
+    broken = {s: p for s, p in result.items() if p is not None}
+    for stream, pos in sorted(result.items()):
+        typer.echo(f"{stream}: {'intact' if pos is None else f'BROKEN at position {pos}'}")
+    if broken:
+        raise typer.Exit(1)
+
+
+@app.command()
+def dev(demo: bool = typer.Option(False, "--demo", envvar="DEMO",
+                                  help="Load the demo programme and print a statement.")) -> None:
+    """Start the embedded default: broker, PostgreSQL and the three services."""
+    from services.devserver import run_dev
+
+    sys.exit(run_dev(Settings(), demo=demo, root=Path.cwd()))
+
+
+if __name__ == "__main__":
+    app()

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     topic_ledger: str = "trailpay.ledger"
     topic_payouts: str = "trailpay.payouts"
     topic_partitions: int = Field(default=4, ge=1)
+    group_ledger: str = "trailpay-ledger"
+    group_accrual: str = "trailpay-accrual"
 
     trailpay_admin_token: str = Field(default="", description="Bearer token with every scope.")
     gateway_host: str = "127.0.0.1"

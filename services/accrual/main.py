@@ -22,14 +22,13 @@ from trailpay.core.attribution import entry_from_dict
 from trailpay.settings import Settings
 
 log = logging.getLogger("trailpay.accrual")
-GROUP = "trailpay-accrual"
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings)
     await kafka.ensure_topics(settings)
     producer = kafka.producer(settings)
-    consumer = kafka.consumer(settings, settings.topic_ledger, GROUP)
+    consumer = kafka.consumer(settings, settings.topic_ledger, settings.group_accrual)
     await producer.start()
     await consumer.start()
     plans = PlanCache()
@@ -46,10 +45,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
     server = ops_server(ops_app("accrual", ready), settings.gateway_host,
                         settings.metrics_port or 9102)
-    log.info("accrual consuming %s as %s", settings.topic_ledger, GROUP)
+    log.info("accrual consuming %s as %s", settings.topic_ledger, settings.group_accrual)
     try:
         await until_stopped(stop, [
-            consume(consumer, GROUP, handle, stop, settings.consumer_poll_ms,
+            consume(consumer, settings.group_accrual, handle, stop, settings.consumer_poll_ms,
                     settings.consumer_batch_max),
             server.serve(),
         ], on_stop=lambda: setattr(server, "should_exit", True))

@@ -20,14 +20,13 @@ from trailpay.adapters.supervise import until_stopped
 from trailpay.settings import Settings
 
 log = logging.getLogger("trailpay.ledger")
-GROUP = "trailpay-ledger"
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings)
     await kafka.ensure_topics(settings)
     producer = kafka.producer(settings)
-    consumer = kafka.consumer(settings, settings.topic_events, GROUP)
+    consumer = kafka.consumer(settings, settings.topic_events, settings.group_ledger)
     await producer.start()
     await consumer.start()
     wake = asyncio.Event()
@@ -47,10 +46,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
     server = ops_server(ops_app("ledger", ready), settings.gateway_host,
                         settings.metrics_port or 9101)
-    log.info("ledger consuming %s as %s", settings.topic_events, GROUP)
+    log.info("ledger consuming %s as %s", settings.topic_events, settings.group_ledger)
     try:
         await until_stopped(stop, [
-            consume(consumer, GROUP, handle, stop, settings.consumer_poll_ms,
+            consume(consumer, settings.group_ledger, handle, stop, settings.consumer_poll_ms,
                     settings.consumer_batch_max),
             outbox.run(engine, producer, settings.topic_ledger, settings.outbox_batch_max,
                        wake, stop),

@@ -57,3 +57,25 @@ async def ping(engine: AsyncEngine) -> bool:
         return True
     except Exception:  # noqa: BLE001 - readiness reports, never raises
         return False
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL naming another database (keeps ?host=/socket queries)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+async def ensure_database(url: str) -> None:
+    """CREATE DATABASE for the URL's database if it does not exist yet."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    admin_url = with_database(url, "postgres").replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(admin_url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", u.database):
+            await conn.execute(f'CREATE DATABASE "{u.database}"')
+    finally:
+        await conn.close()

@@ -1,0 +1,36 @@
+# trailpay — two commands for a new user: `make dev` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: dev demo test test-unit lint bench bench-engine clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## Start the embedded default (broker, PostgreSQL, ledger, accrual, gateway). DEMO=1 loads a demo.
+dev: $(STAMP)
+	$(VENV)/bin/trailpay dev $(if $(filter 1 true yes,$(DEMO)),--demo,)
+
+## Same as `make dev DEMO=1`.
+demo: $(STAMP)
+	$(VENV)/bin/trailpay dev --demo
+
+## The whole suite against real PostgreSQL and a real broker.
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit tests/scenarios $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check trailpay services tests
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) .trailpay .pytest_cache .hypothesis

@@ -1,0 +1,89 @@
+"""Dependencies of the gateway's routes, as Annotated aliases."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from aiokafka import AIOKafkaProducer
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from trailpay.settings import Settings
+
+SCOPES = ("events:write", "plans:write", "partners:write", "statements:read",
+          "payables:read", "payouts:write", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: scopes, and the one partner a partner-bound key may see."""
+
+    name: str
+    scopes: frozenset[str]
+    partner_id: str | None = None
+
+    def can(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+    def sees(self, partner_id: str) -> bool:
+        return self.partner_id is None or self.partner_id == partner_id
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    return request.app.state.engine
+
+
+def get_producer(request: Request) -> AIOKafkaProducer:
+    return request.app.state.producer
+
+
+async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with request.app.state.engine.begin() as conn:
+        yield conn
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def get_principal(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    admin = request.app.state.settings.trailpay_admin_token
+    if admin and hmac.compare_digest(creds.credentials.encode(), admin.encode()):
+        return Principal("admin", frozenset({"admin"}))
+    raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def require(scope: str):
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not principal.can(scope):
+            raise HTTPException(403, f"this key lacks the {scope} scope")
+        return principal
+    return check
+
+
+def visible_partner(principal: Principal, partner_id: str) -> None:
+    """A partner-bound key asking for another partner gets 404, not 403."""
+    if not principal.sees(partner_id):
+        raise HTTPException(404, f"partner {partner_id} not found")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
+ConnDep = Annotated[AsyncConnection, Depends(get_conn)]
+EventsWriter = Annotated[Principal, Depends(require("events:write"))]
+PlansWriter = Annotated[Principal, Depends(require("plans:write"))]
+PartnersWriter = Annotated[Principal, Depends(require("partners:write"))]
+StatementsReader = Annotated[Principal, Depends(require("statements:read"))]

@@ -1,0 +1,90 @@
+"""Gateway: the HTTP face of trailpay (FastAPI). Composition root only.
+
+Writes are journal commands (or events produced to Kafka); reads come straight
+from projections. Connections open in the lifespan, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.gateway.problems import install_problem_handlers
+from services.gateway.routes import events, partners, plans
+from trailpay import metrics
+from trailpay.adapters import kafka
+from trailpay.adapters.db import create_engine, ping
+from trailpay.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = create_engine(settings)
+        await kafka.ensure_topics(settings)
+        app.state.producer = kafka.producer(settings)
+        await app.state.producer.start()
+        try:
+            yield
+        finally:
+            await app.state.producer.stop()
+            await app.state.engine.dispose()
+
+    app = FastAPI(title="trailpay", version="0.1.0", lifespan=lifespan,
+                  description="Event-sourced partner commissions: intake, plans, partners, "
+                              "balances, statements.")
+    install_problem_handlers(app)
+    for module in (events, plans, partners):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.HTTP_SECONDS.labels(request.method, getattr(route, "path", "unmatched"),
+                                    str(response.status_code)).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["ops"], operation_id="healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": "gateway"}
+
+    @app.get("/readyz", tags=["ops"], operation_id="readyz")
+    async def readyz(request: Request, response: Response) -> dict[str, object]:
+        checks = {"database": await ping(request.app.state.engine),
+                  "broker": await kafka.ping(request.app.state.producer, settings.topic_events)}
+        ok = all(checks.values())
+        response.status_code = 200 if ok else 503
+        return {"status": "ready" if ok else "not ready", "checks": checks}
+
+    return app
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(create_app(settings), host=settings.gateway_host,
+                            port=settings.gateway_port, log_level=settings.log_level.lower(),
+                            access_log=False)
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+
+    async def watch() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()

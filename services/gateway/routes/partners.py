@@ -1,0 +1,84 @@
+"""Partners: enrolment (journaled), balances and statements."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel, Field
+
+from services.gateway.deps import ConnDep, PartnersWriter, StatementsReader, visible_partner
+from services.gateway.render import balances_json, statement_json
+from trailpay.adapters import plan_store, read_models
+from trailpay.adapters.db import raw
+
+router = APIRouter(prefix="/v1/partners", tags=["partners"])
+
+PARTNER_TYPES = ("reseller", "integrator", "value_added_provider", "referral", "affiliate",
+                 "technology")
+
+
+class PartnerIn(BaseModel):
+    partner_id: str | None = Field(default=None, description="Must equal the path id if given")
+    type: str = Field(min_length=1, examples=["reseller"])
+    plan_id: str = Field(min_length=1)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    payment: dict[str, Any] | None = None
+
+
+@router.put("/{partner_id}", operation_id="putPartner", summary="Enrol a partner or change its terms")
+async def put_partner(partner_id: str, body: PartnerIn, _: PartnersWriter, conn: ConnDep,
+                      response: Response) -> dict[str, Any]:
+    if body.partner_id is not None and body.partner_id != partner_id:
+        raise HTTPException(422, "body.partner_id must equal the partner_id in the path")
+    pg = await raw(conn)
+    if not await pg.fetchval("SELECT 1 FROM plan_versions WHERE plan_id = $1", body.plan_id):
+        raise HTTPException(422, f"body.plan_id: no published plan {body.plan_id!r}")
+    changed, seq = await plan_store.enroll_partner(
+        conn, partner_id, body.type, body.plan_id, body.overrides, body.payment)
+    response.status_code = 201 if changed else 200
+    return {"partner_id": partner_id, "type": body.type, "plan_id": body.plan_id,
+            "overrides": body.overrides, "payment": body.payment, "journal_seq": seq,
+            "changed": changed}
+
+
+@router.get("/{partner_id}", operation_id="getPartner")
+async def get_partner(partner_id: str, principal: StatementsReader, conn: ConnDep) -> dict[str, Any]:
+    visible_partner(principal, partner_id)
+    pg = await raw(conn)
+    row = await pg.fetchrow(
+        "SELECT type, plan_id, overrides, payment, journal_seq, updated_at FROM partners "
+        "WHERE partner_id = $1", partner_id)
+    if row is None:
+        raise HTTPException(404, f"partner {partner_id} not found")
+    return {"partner_id": partner_id, "type": row[0], "plan_id": row[1],
+            "overrides": orjson.loads(row[2]), "payment": orjson.loads(row[3]) if row[3] else None,
+            "journal_seq": row[4], "updated_at": row[5].isoformat()}
+
+
+async def _known(conn: ConnDep, principal, partner_id: str) -> None:
+    visible_partner(principal, partner_id)
+    if not await read_models.partner_exists(conn, partner_id):
+        raise HTTPException(404, f"partner {partner_id} not found")
+
+
+@router.get("/{partner_id}/balances", operation_id="getBalances")
+async def get_balances(partner_id: str, principal: StatementsReader, conn: ConnDep,
+                       as_of: date | None = None) -> ORJSONResponse:
+    await _known(conn, principal, partner_id)
+    b = await read_models.balances(conn, partner_id, as_of)
+    return ORJSONResponse(balances_json(partner_id, as_of, b))
+
+
+@router.get("/{partner_id}/statements/{month}", operation_id="getStatement")
+async def get_statement(partner_id: str, month: str, principal: StatementsReader, conn: ConnDep,
+                        request: Request) -> ORJSONResponse:
+    await _known(conn, principal, partner_id)
+    try:
+        st = await read_models.statement(conn, partner_id, month)
+    except ValueError as exc:
+        raise HTTPException(422, f"month: {exc}") from None
+    return ORJSONResponse(statement_json(st))

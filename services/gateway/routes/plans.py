@@ -1,0 +1,46 @@
+"""Plans: publish an immutable version (JSON or YAML), read a plan's versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from services.gateway.deps import ConnDep, PlansWriter, StatementsReader
+from trailpay.adapters import plan_store
+from trailpay.adapters.db import raw
+from trailpay.adapters.plan_documents import read_plan_document
+
+router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+
+@router.put("/{plan_id}/versions/{version}", operation_id="putPlanVersion",
+            summary="Publish a plan version (application/json or application/yaml)",
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/yaml": {"schema": {"type": "string"}}}}})
+async def put_plan_version(plan_id: str, version: int, request: Request, _: PlansWriter,
+                           conn: ConnDep, response: Response) -> dict[str, Any]:
+    doc = read_plan_document(await request.body(), request.headers.get("content-type", ""))
+    if doc.get("plan_id") != plan_id:
+        raise HTTPException(422, "plan_id: must equal the plan_id in the path")
+    if doc.get("version") != version:
+        raise HTTPException(422, "version: must equal the version in the path")
+    created, plan = await plan_store.publish_plan(conn, doc)
+    response.status_code = 201 if created else 200
+    return {"plan_id": plan.plan_id, "version": plan.version,
+            "effective_from": plan.effective_from.isoformat(), "created": created}
+
+
+@router.get("/{plan_id}", operation_id="getPlan")
+async def get_plan(plan_id: str, _: StatementsReader, conn: ConnDep) -> dict[str, Any]:
+    pg = await raw(conn)
+    rows = await pg.fetch(
+        "SELECT version, effective_from, document::text, journal_seq FROM plan_versions "
+        "WHERE plan_id = $1 ORDER BY version", plan_id)
+    if not rows:
+        raise HTTPException(404, f"plan {plan_id} not found")
+    return {"plan_id": plan_id, "versions": [
+        {"version": r[0], "effective_from": r[1].isoformat(), "journal_seq": r[3],
+         "document": orjson.loads(r[2])} for r in rows]}

@@ -6,8 +6,8 @@ that the two stay in step.
 """
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Date, DateTime, Integer, MetaData, Numeric, SmallInteger,
-    String, Table, Text,
+    CHAR, BigInteger, Boolean, Column, Date, DateTime, Integer, MetaData, Numeric, SmallInteger,
+    Table, Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -142,7 +142,7 @@ postings = Table(
     Column("deal_id", Text),
     Column("account", Text, nullable=False),
     Column("bucket", Text, nullable=False),
-    Column("currency", String(3), nullable=False),
+    Column("currency", CHAR(3), nullable=False),
     Column("amount", Numeric(20, 6), nullable=False),
     Column("available_on", Date),
     Column("rule_id", Text, nullable=False),
@@ -161,7 +161,7 @@ postings = Table(
 balances = Table(
     "balances", metadata,
     Column("partner_id", Text, primary_key=True),
-    Column("currency", String(3), primary_key=True),
+    Column("currency", CHAR(3), primary_key=True),
     Column("bucket", Text, primary_key=True),
     Column("available_on", Date, primary_key=True),
     Column("amount", Numeric(20, 6), nullable=False),

@@ -1,0 +1,77 @@
+"""Small helpers for integration tests: unique ids, polling, a plan and partners."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+SIMPLE_PLAN = """
+plan_id: {plan_id}
+version: 1
+effective_from: "2025-01-01"
+currency: USD
+partner_types: [reseller, integrator]
+rules:
+  - {{id: anchor, kind: upfront, base: acv, rate: "0.20", cap: "12000.00"}}
+clawback: {{window_days: 180, mode: full}}
+payout: {{minimum: "100.00", hold_days: 30, cadence: monthly}}
+"""
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0,
+                     interval: float = 0.1) -> Any:
+    """Poll until check() returns a truthy value; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+def cloud_event(type_: str, data: dict, *, id_: str | None = None, source: str = "crm.test",
+                time_: str = "2026-02-01T10:00:00Z") -> dict:
+    return {"specversion": "1.0", "id": id_ or uid("evt"), "source": source, "type": type_,
+            "time": time_, "datacontenttype": "application/json", "data": data}
+
+
+def deal(customer_id: str, partners: list[tuple[str, str]], acv: str = "100000.00",
+         start: str = "2026-02-01") -> dict:
+    return {"deal_id": uid("D"), "customer_id": customer_id, "kind": "new", "currency": "USD",
+            "acv": acv, "tcv": acv, "term_months": 12, "start_date": start,
+            "partners": [{"partner_id": p, "role": "sourced", "share": s} for p, s in partners]}
+
+
+async def setup_programme(client, n_partners: int = 2) -> tuple[str, list[str]]:
+    plan_id = uid("plan")
+    r = await client.put(f"/v1/plans/{plan_id}/versions/1",
+                         content=SIMPLE_PLAN.format(plan_id=plan_id).encode(),
+                         headers={"Content-Type": "application/yaml"})
+    assert r.status_code == 201, r.text
+    partners = [uid("P") for _ in range(n_partners)]
+    for p in partners:
+        r = await client.put(f"/v1/partners/{p}", json={"type": "reseller", "plan_id": plan_id})
+        assert r.status_code == 201, r.text
+    return plan_id, partners
+
+
+async def post_events(client, events: list[dict]) -> None:
+    r = await client.post("/v1/events", json=events,
+                          headers={"Content-Type": "application/cloudevents-batch+json"})
+    assert r.status_code == 202, r.text
+
+
+async def balances(client, partner_id: str) -> dict[str, str]:
+    r = await client.get(f"/v1/partners/{partner_id}/balances")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return body["balances"][0] if body["balances"] else {}

@@ -17,7 +17,9 @@ app = typer.Typer(help="trailpay: event-sourced partner commissions.", no_args_i
 audit = typer.Typer(help="Audit the books.")
 plans = typer.Typer(help="Plan documents.")
 app.add_typer(audit, name="audit")
+keys = typer.Typer(help="Bearer API keys (stored hashed).")
 app.add_typer(plans, name="plans")
+app.add_typer(keys, name="keys")
 
 
 def _settings() -> Settings:
@@ -100,6 +102,61 @@ def audit_verify() -> None:
         typer.echo(f"{stream}: {'intact' if pos is None else f'BROKEN at position {pos}'}")
     if broken:
         raise typer.Exit(1)
+
+
+def _with_conn(work):
+    """Run work(conn) in one committed transaction against DATABASE_URL."""
+    from trailpay.adapters.db import create_engine
+
+    settings = _settings()
+
+    async def main():
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@keys.command("create")
+def keys_create(
+    name: str = typer.Argument(..., help="Who the key is for"),
+    scope: list[str] = typer.Option(..., "--scope", "-s", help="Repeat for several scopes"),
+    partner: str | None = typer.Option(None, "--partner", help="Bind the key to one partner"),
+) -> None:
+    """Create a key; its token is printed once and never stored."""
+    from trailpay.adapters import api_keys
+
+    try:
+        key, token = _with_conn(lambda c: api_keys.create(c, name, scope, partner))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"key {key.key_id} ({', '.join(key.scopes)}"
+               f"{', partner ' + partner if partner else ''})\n{token}")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    from trailpay.adapters import api_keys
+
+    for k in _with_conn(api_keys.list_keys):
+        state = "revoked" if k.revoked else "active"
+        typer.echo(f"{k.key_id}  {k.name:<20} {state:<8} {','.join(k.scopes)}"
+                   f"{'  partner=' + k.partner_id if k.partner_id else ''}")
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    from trailpay.adapters import api_keys
+
+    if not _with_conn(lambda c: api_keys.revoke(c, key_id)):
+        typer.echo(f"no active key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
 
 
 @app.command()

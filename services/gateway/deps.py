@@ -12,11 +12,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from trailpay.adapters import api_keys
 from trailpay.settings import Settings
-
-SCOPES = ("events:write", "plans:write", "partners:write", "statements:read",
-          "payables:read", "payouts:write", "admin")
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -62,6 +59,10 @@ async def get_principal(
     admin = request.app.state.settings.trailpay_admin_token
     if admin and hmac.compare_digest(creds.credentials.encode(), admin.encode()):
         return Principal("admin", frozenset({"admin"}))
+    async with request.app.state.engine.connect() as conn:
+        key = await api_keys.lookup(conn, creds.credentials)
+    if key is not None:
+        return Principal(key.name, frozenset(key.scopes), key.partner_id)
     raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
 
 

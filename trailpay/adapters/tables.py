@@ -9,7 +9,7 @@ from sqlalchemy import (
     CHAR, BigInteger, Boolean, Column, Date, DateTime, Integer, MetaData, Numeric, SmallInteger,
     Table, Text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -165,4 +165,15 @@ balances = Table(
     Column("bucket", Text, primary_key=True),
     Column("available_on", Date, primary_key=True),
     Column("amount", Numeric(20, 6), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False, unique=True),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("partner_id", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
 )

@@ -45,9 +45,24 @@ def read_plan_document(body: bytes, content_type: str) -> dict[str, Any]:
         raise PlanError("(document)", "a plan document must be an object")
     errors = sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.instance_path)))
     if errors:
-        e = errors[0]
-        raise PlanError(_path(e.instance_path), e.message)
+        raise PlanError(*_explain(errors[0]))
     return doc
+
+
+def _explain(e: Any) -> tuple[str, str]:
+    """(path, why) in words partner ops can act on; a missing field is named itself."""
+    kind = e.kind
+    parts = list(e.instance_path)
+    name = type(kind).__name__
+    if name == "Required":
+        return _path([*parts, kind.property]), "is required"
+    if name == "AdditionalProperties":
+        return _path([*parts, kind.unexpected[0]]), "is not a field of this rule kind or section"
+    if name == "Pattern" and "rate" in e.schema_path:
+        return _path(parts), f"must be a decimal string between 0 and 1, got {e.instance!r}"
+    if name == "Pattern" and "decimal" in e.schema_path:
+        return _path(parts), f"must be a non-negative decimal string, got {e.instance!r}"
+    return _path(parts), e.message
 
 
 class _StringDatesLoader(yaml.SafeLoader):

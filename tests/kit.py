@@ -1,0 +1,76 @@
+"""Builders for tests of the pure core: plans, entries and a fold that keeps balances."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from trailpay.core.accrual import accrue, new_state
+from trailpay.core.facts import Fact, fact_from_data
+from trailpay.core.journal import LedgerEntry
+from trailpay.core.plans import Enrollment, PlanBook, PlanVersion, parse_plan
+from trailpay.core.postings import COMPANY_ACCOUNT, PostingGroup
+from trailpay.core.state import PartnerState
+from trailpay.core.statements import balances_as_of
+
+
+def plan(rules: list[dict[str, Any]], *, version: int = 1, effective_from: str = "2026-01-01",
+         currency: str = "USD", hold_days: int = 30, clawback: dict | None = None,
+         partner_types: list[str] | None = None, minimum: Any = "100.00") -> PlanVersion:
+    return parse_plan({
+        "plan_id": "p", "version": version, "effective_from": effective_from, "currency": currency,
+        "partner_types": partner_types or [], "rules": rules,
+        "clawback": clawback or {"window_days": 180, "mode": "full"},
+        "payout": {"minimum": minimum, "hold_days": hold_days, "cadence": "monthly"}})
+
+
+def fact(type_: str, **data: Any) -> Fact:
+    return fact_from_data(type_, data)
+
+
+def deal(customer: str = "C1", acv: str = "100000.00", tcv: str | None = None, kind: str = "new",
+         start: str = "2026-01-01", term: int = 12, currency: str = "USD",
+         partners: Iterable[tuple[str, str]] = (("P1", "1"),), deal_id: str = "D1") -> Fact:
+    return fact("deal.closed", deal_id=deal_id, customer_id=customer, kind=kind,
+                currency=currency, acv=acv, tcv=tcv or acv, term_months=term, start_date=start,
+                partners=[{"partner_id": p, "role": "sourced", "share": s} for p, s in partners])
+
+
+def at(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC) if "T" in day else \
+        datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC)
+
+
+@dataclass
+class Ledger:
+    """Folds facts for partners through `accrue`, the way the accrual service does."""
+
+    plans: list[PlanVersion]
+    types: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, dict] = field(default_factory=dict)
+    states: dict[str, PartnerState] = field(default_factory=dict)
+    groups: list[PostingGroup] = field(default_factory=list)
+    seq: int = 0
+
+    def apply(self, f: Fact, day: str, partner: str = "P1", share: str = "1") -> list[PostingGroup]:
+        self.seq += 1
+        customer = getattr(f, "customer_id", None) if not f.partner_level else None
+        e = LedgerEntry(f"{self.seq}:{partner}", self.seq, f"e{self.seq}", "test", at(day),
+                        partner, customer, getattr(f, "deal_id", None), Decimal(share), None, f)
+        enrollment = Enrollment(partner, self.types.get(partner, "reseller"), "p",
+                                self.overrides.get(partner, {}))
+        groups, self.states[partner] = accrue(self.states.get(partner) or new_state(partner), e,
+                                              PlanBook(self.plans), enrollment)
+        self.groups.extend(groups)
+        return groups
+
+    def balances(self, partner: str = "P1", as_of: str = "2099-01-01",
+                 currency: str = "USD") -> dict[str, Decimal]:
+        rows = [(leg.amount.currency, leg.bucket, leg.available_on, leg.amount.amount)
+                for g in self.groups if g.partner_id == partner and g.effective_at <= at(as_of)
+                for leg in g.legs if leg.account != COMPANY_ACCOUNT]
+        got = balances_as_of(rows, date.fromisoformat(as_of[:10])).get(currency, {})
+        return {b: a for b, a in got.items() if a}

@@ -1,0 +1,101 @@
+"""The plan engine's fold: (partner state, ledger entry, plan) -> (postings, new state).
+
+Pure and deterministic: no clock, no randomness, no I/O. Live processing and a
+rebuild from the journal call this same function in the same order, so replay
+equals live by construction. Time-driven effects (pending money maturing,
+vesting deadlines) are decided by the entry's own time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
+
+from trailpay.core.facts import (
+    AdjustmentPosted, ComarketingCompleted, DealClosed, MilestoneAchieved, ReferralQualified,
+    RefundIssued, SubscriptionChurned, SubscriptionContracted, SubscriptionExpanded,
+    SubscriptionRenewed, UsageReported,
+)
+from trailpay.core.journal import LedgerEntry
+from trailpay.core.plans import Enrollment, PlanBook
+from trailpay.core.postings import PostingGroup
+from trailpay.core.rules import (
+    adjustment, clawback, comarketing, expansion, milestone, recurring, referral, upfront, usage,
+    vesting,
+)
+from trailpay.core.rules.base import AccrualError, Context
+from trailpay.core.state import (
+    CustomerBook, PartnerState, new_state, state_from_json, state_to_json,
+)
+
+__all__ = ["AccrualError", "accrue", "new_state", "state_from_json", "state_to_json"]
+
+
+def _deal(ctx: Context, fact: DealClosed) -> None:
+    if fact.kind == "new":
+        upfront.on_new_deal(ctx, fact)
+        return
+    if fact.customer_id not in ctx.state.customers:
+        # A partner first attached to this customer by a renewal or expansion deal.
+        ctx.state.customers[fact.customer_id] = CustomerBook(
+            fact.customer_id, fact.deal_id, fact.currency, ctx.entry.share, fact.start_date,
+            fact.term_months, fact.acv * 0)
+    if fact.kind == "expansion":
+        expansion.on_expansion(ctx, fact.acv, fact.currency)
+    else:
+        recurring.on_renewal(ctx, fact.acv, fact.currency, fact.start_date)
+
+
+def _milestone(ctx: Context, fact: MilestoneAchieved) -> None:
+    vesting.release(ctx, fact)
+    milestone.on_milestone(ctx, fact)
+
+
+HANDLERS: dict[type, Callable[[Context, Any], None]] = {
+    DealClosed: _deal,
+    SubscriptionRenewed: lambda ctx, f: recurring.on_renewal(ctx, f.arr, f.currency, f.period_start),
+    SubscriptionExpanded: lambda ctx, f: expansion.on_expansion(ctx, f.delta_arr, f.currency),
+    SubscriptionContracted: lambda ctx, f: expansion.on_contraction(ctx, f.delta_arr),
+    SubscriptionChurned: clawback.on_churn,
+    RefundIssued: clawback.on_refund,
+    UsageReported: usage.on_usage,
+    MilestoneAchieved: _milestone,
+    ReferralQualified: referral.on_referral,
+    ComarketingCompleted: comarketing.on_comarketing,
+    AdjustmentPosted: adjustment.on_adjustment,
+}
+
+
+def accrue(state: PartnerState, entry: LedgerEntry, book: PlanBook,
+           enrollment: Enrollment) -> tuple[list[PostingGroup], PartnerState]:
+    """Apply one entry; the given state is never changed (a refused entry leaves no trace)."""
+    handler = HANDLERS.get(type(entry.fact))
+    if handler is None:
+        raise AccrualError(f"{entry.fact.type} is not handled by the plan engine")
+    day = entry.time.astimezone(UTC).date()
+    plan = book.in_force(day)
+    if plan.partner_types and enrollment.type not in plan.partner_types:
+        raise AccrualError(f"plan {plan.plan_id} version {plan.version} has no terms for partner "
+                           f"type {enrollment.type!r} (it covers {', '.join(plan.partner_types)})")
+    ctx = Context(entry, plan, enrollment, state.copy(), day)
+    ctx.state.mature(day)
+    vesting.forfeit_expired(ctx)
+    handler(ctx, entry.fact)
+    return ctx.groups, ctx.state
+
+
+def replay(entries: list[LedgerEntry], books: Callable[[LedgerEntry], tuple[PlanBook, Enrollment]]
+           ) -> tuple[list[PostingGroup], dict[str, PartnerState]]:
+    """Fold a whole journal's entries (in journal order); refused entries are skipped."""
+    states: dict[str, PartnerState] = {}
+    groups: list[PostingGroup] = []
+    for e in entries:
+        try:
+            book, enrollment = books(e)
+            gs, states[e.partner_id] = accrue(states.get(e.partner_id) or new_state(e.partner_id),
+                                              e, book, enrollment)
+        except (AccrualError, LookupError, ValueError):
+            continue
+        groups.extend(gs)
+    return groups, states

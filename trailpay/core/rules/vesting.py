@@ -1,0 +1,47 @@
+"""Vesting: held upfront money is released by a milestone in time, or forfeited.
+
+Both are decided by event time: a release needs the milestone's time to fall on
+or before the deadline; a forfeit happens at the first entry for the partner
+dated after the deadline. A replay sees the same entries in the same order and
+so decides the same, without any clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from trailpay.core.facts import MilestoneAchieved
+from trailpay.core.money import Money
+from trailpay.core.postings import Leg
+from trailpay.core.rules.base import Context, fmt
+from trailpay.core.rules.upfront import milestones_text
+
+
+def forfeit_expired(ctx: Context) -> None:
+    """Forfeit held money whose deadline passed before this entry's date."""
+    for cid in sorted(ctx.state.customers):
+        book = ctx.state.customers[cid]
+        if not book.held or book.vest_deadline is None or ctx.day <= book.vest_deadline:
+            continue
+        cur, held = book.currency, book.held
+        text = (f"Held {fmt(held, cur)} {cur} of the upfront commission on customer {cid} "
+                f"forfeited: {milestones_text(book.release_on)} was not achieved by "
+                f"{book.vest_deadline.isoformat()}")
+        ctx.group(book.upfront_rule or "vesting", "vesting",
+                  [Leg(ctx.partner, "held", Money(-held, cur)),
+                   Leg(ctx.partner, "forfeited", Money(held, cur))], text, customer=book)
+        ctx.state.customers[cid] = replace(book, held=held * 0, forfeited=book.forfeited + held)
+
+
+def release(ctx: Context, fact: MilestoneAchieved) -> None:
+    """A release milestone in time makes the customer's held money payable at once."""
+    book = ctx.state.customers.get(fact.customer_id)
+    if (book is None or not book.held or fact.milestone not in book.release_on
+            or book.vest_deadline is None or ctx.day > book.vest_deadline):
+        return
+    cur, held = book.currency, book.held
+    text = (f"{fact.milestone.replace('_', ' ').capitalize()} on {ctx.day.isoformat()}: "
+            f"held {fmt(held, cur)} {cur} of the upfront commission released, payable now")
+    ctx.group(book.upfront_rule or "vesting", "vesting",
+              [Leg(ctx.partner, "held", Money(-held, cur)), ctx.pay_now(Money(held, cur))], text)
+    ctx.state.customers[fact.customer_id] = replace(book, held=held * 0)

@@ -1,0 +1,161 @@
+"""A partner's accrual state: everything the plan engine must remember between entries.
+
+The accrual service keeps one of these per partner (Kafka partitions by partner,
+so one consumer owns it). It is a plain value: `accrue` takes one and returns a
+new one, and it round-trips through JSON exactly (Decimals as strings), so the
+state stored with the postings is the state a replay would rebuild.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerBook:
+    """One customer as seen by one partner: its contract, ARR and upfront money."""
+
+    customer_id: str
+    deal_id: str
+    currency: str
+    share: Decimal
+    start_date: date
+    term_months: int
+    arr: Decimal  # the customer's current ARR (whole customer; the partner's part is × share)
+    active: bool = True
+    upfront_rule: str | None = None
+    upfront_rate: Decimal | None = None
+    earned: Decimal = ZERO  # upfront posted to this partner, rounded
+    held: Decimal = ZERO  # part of `earned` still held for vesting
+    forfeited: Decimal = ZERO
+    clawed_back: Decimal = ZERO
+    vest_deadline: date | None = None
+    release_on: tuple[str, ...] = ()
+    milestones: tuple[str, ...] = ()  # milestones already paid a bonus
+
+    @property
+    def right(self) -> Decimal:
+        """Upfront money the partner still holds a right to (earned − forfeited − clawed back)."""
+        return self.earned - self.forfeited - self.clawed_back
+
+
+@dataclass(slots=True)
+class Payout:
+    payout_id: str
+    currency: str
+    amount: Decimal
+    status: str  # in_payout | paid | failed
+    reference: str | None = None
+
+
+@dataclass(slots=True)
+class PartnerState:
+    partner_id: str
+    customers: dict[str, CustomerBook] = field(default_factory=dict)
+    # Pending money by currency and the date it becomes payable (payout.hold_days).
+    pending: dict[str, dict[date, Decimal]] = field(default_factory=dict)
+    payable: dict[str, Decimal] = field(default_factory=dict)
+    # Co-marketing matched so far, by "YYYYQn:CUR:rule_id".
+    comarketing: dict[str, Decimal] = field(default_factory=dict)
+    payouts: dict[str, Payout] = field(default_factory=dict)
+    last_run: date | None = None  # as_of of the latest payout run applied
+
+    def copy(self) -> PartnerState:
+        """A copy safe to change: containers are new, immutable members shared."""
+        return PartnerState(
+            self.partner_id, dict(self.customers),
+            {c: dict(lots) for c, lots in self.pending.items()}, dict(self.payable),
+            dict(self.comarketing), {k: replace(p) for k, p in self.payouts.items()},
+            self.last_run)
+
+    def volume(self, currency: str) -> Decimal:
+        """Attributed active ARR: Σ over active customers of ARR × this partner's share.
+
+        Counted per currency: customers billed in another currency are not converted.
+        """
+        return sum((b.arr * b.share for b in self.customers.values()
+                    if b.active and b.currency == currency), ZERO)
+
+    def mature(self, day: date) -> None:
+        """Pending lots whose hold has ended by `day` join the payable balance."""
+        for currency, lots in self.pending.items():
+            due = [d for d in lots if d <= day]
+            for d in due:
+                self.payable[currency] = self.payable.get(currency, ZERO) + lots.pop(d)
+
+    def payable_on(self, currency: str, day: date) -> Decimal:
+        matured = sum((a for d, a in self.pending.get(currency, {}).items() if d <= day), ZERO)
+        return self.payable.get(currency, ZERO) + matured
+
+
+def new_state(partner_id: str) -> PartnerState:
+    return PartnerState(partner_id)
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def _enc(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+_BOOK_DECIMALS = {"share", "arr", "upfront_rate", "earned", "held", "forfeited", "clawed_back"}
+_BOOK_DATES = {"start_date", "vest_deadline"}
+
+
+def _book_from(d: dict[str, Any]) -> CustomerBook:
+    kw: dict[str, Any] = {}
+    for f in fields(CustomerBook):
+        v = d.get(f.name, f.default)
+        if v is None:
+            kw[f.name] = None
+        elif f.name in _BOOK_DECIMALS:
+            kw[f.name] = Decimal(v)
+        elif f.name in _BOOK_DATES:
+            kw[f.name] = date.fromisoformat(v)
+        elif f.name in ("release_on", "milestones"):
+            kw[f.name] = tuple(v)
+        else:
+            kw[f.name] = v
+    return CustomerBook(**kw)
+
+
+def state_to_json(s: PartnerState) -> dict[str, Any]:
+    return {
+        "partner_id": s.partner_id,
+        "customers": {k: {f.name: _enc(getattr(b, f.name)) for f in fields(b)}
+                      for k, b in sorted(s.customers.items())},
+        "pending": {c: {d.isoformat(): str(a) for d, a in sorted(lots.items())}
+                    for c, lots in sorted(s.pending.items())},
+        "payable": {c: str(a) for c, a in sorted(s.payable.items())},
+        "comarketing": {k: str(a) for k, a in sorted(s.comarketing.items())},
+        "payouts": {k: {"payout_id": p.payout_id, "currency": p.currency, "amount": str(p.amount),
+                        "status": p.status, "reference": p.reference}
+                    for k, p in sorted(s.payouts.items())},
+        "last_run": s.last_run.isoformat() if s.last_run else None,
+    }
+
+
+def state_from_json(d: dict[str, Any]) -> PartnerState:
+    return PartnerState(
+        partner_id=d["partner_id"],
+        customers={k: _book_from(b) for k, b in d.get("customers", {}).items()},
+        pending={c: {date.fromisoformat(k): Decimal(a) for k, a in lots.items()}
+                 for c, lots in d.get("pending", {}).items()},
+        payable={c: Decimal(a) for c, a in d.get("payable", {}).items()},
+        comarketing={k: Decimal(a) for k, a in d.get("comarketing", {}).items()},
+        payouts={k: Payout(p["payout_id"], p["currency"], Decimal(p["amount"]), p["status"],
+                           p.get("reference")) for k, p in d.get("payouts", {}).items()},
+        last_run=date.fromisoformat(d["last_run"]) if d.get("last_run") else None,
+    )

@@ -8,6 +8,7 @@ keeps the field names here and the schemas in step.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
@@ -212,16 +213,22 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
     return value
 
 
+@cache
+def _hints(cls: type[Fact]) -> tuple[tuple[str, Any], ...]:
+    """(field, type hint) per fact class; resolved once (get_type_hints is slow)."""
+    hints = get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in fields(cls))
+
+
 def fact_from_data(event_type: str, data: Mapping[str, Any]) -> Fact:
     """Build the fact for a CloudEvents `type` from its (schema-valid) `data`."""
     cls = FACT_TYPES.get(event_type)
     if cls is None:
         raise FactError("type", f"unknown event type {event_type!r}")
-    hints = get_type_hints(cls)
     kwargs = {}
-    for f in fields(cls):
-        if f.name in data:
-            kwargs[f.name] = _convert(f.name, hints[f.name], data[f.name])
+    for name, hint in _hints(cls):
+        if name in data:
+            kwargs[name] = _convert(name, hint, data[name])
     try:
         fact = cls(**kwargs)
     except TypeError as exc:

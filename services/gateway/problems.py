@@ -1,0 +1,159 @@
+"""RFC 9457 problem details: every error the gateway answers, in one shape.
+
+Integrators get `application/problem+json` with a stable `type`, the HTTP
+`status`, a `detail` meant for humans, the request path as `instance` and,
+when the culprit is known, `field` (a dotted path such as "data.acv" or
+"body.plan_id") plus `errors`: [{field, message}]. The core's small exception
+tree (EventRejected, PlanError, VersionConflict, MoneyError, FactError) maps
+here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from trailpay.adapters.cloudevents import EventRejected
+from trailpay.core.facts import FactError
+from trailpay.core.money import MoneyError
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://trailpay.dev/problems/"
+
+log = logging.getLogger(__name__)
+
+# "body.plan_id: no published plan 'x'" -> field "body.plan_id"
+_FIELD_PREFIX = re.compile(r"^(\S+): (.+)$", re.DOTALL)
+
+
+class ProblemResponse(Response):
+    media_type = MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem(status: int, title: str | None = None, detail: str | None = None,
+            field: str | None = None, errors: Sequence[Mapping[str, str | None]] | None = None,
+            instance: str | None = None, type_: str = "about:blank",
+            headers: Mapping[str, str] | None = None) -> ProblemResponse:
+    """A problem+json response; `type_` is a slug under TYPE_BASE, a URI, or about:blank."""
+    if type_ != "about:blank" and ":" not in type_:
+        type_ = TYPE_BASE + type_
+    body: dict[str, Any] = {"type": type_, "title": title or _title(status), "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    if instance is not None:
+        body["instance"] = instance
+    if field is not None:
+        body["field"] = field
+    if errors is None and field is not None:
+        errors = [{"field": field, "message": detail or ""}]
+    if errors:
+        body["errors"] = [dict(e) for e in errors]
+    return ProblemResponse(body, status_code=status, headers=dict(headers) if headers else None)
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """A pydantic/FastAPI error location as a dotted path: ("body", "items", 0) -> body.items[0]."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def split_field(detail: str) -> tuple[str | None, str]:
+    """'body.plan_id: no such plan' -> ('body.plan_id', 'no such plan'); else (None, detail)."""
+    m = _FIELD_PREFIX.match(detail)
+    return (m.group(1), m.group(2)) if m else (None, detail)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error raised in `app` as application/problem+json."""
+
+    async def event_rejected(request: Request, exc: EventRejected) -> Response:
+        type_ = {413: "batch-too-large", 415: "unsupported-media-type"}.get(exc.status,
+                                                                            "invalid-event")
+        return problem(exc.status, "Invalid event" if exc.status == 400 else None, exc.reason,
+                       exc.field, instance=request.url.path, type_=type_)
+
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else orjson.dumps(exc.detail).decode()
+        field, message = split_field(detail)
+        return problem(exc.status_code, None, detail, field,
+                       [{"field": field, "message": message}] if field else None,
+                       instance=request.url.path, headers=getattr(exc, "headers", None))
+
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": field_path(e.get("loc", ())), "message": str(e.get("msg", ""))}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"field": None, "message": "invalid request"}
+        detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        return problem(422, "Invalid request", detail, first["field"], errors,
+                       instance=request.url.path, type_="validation-error")
+
+    async def fact_error(request: Request, exc: FactError) -> Response:
+        return problem(422, "Invalid fact", exc.message, exc.field, instance=request.url.path,
+                       type_="invalid-fact")
+
+    async def money_error(request: Request, exc: MoneyError) -> Response:
+        return problem(422, "Invalid money", str(exc), instance=request.url.path,
+                       type_="invalid-money")
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, None, "internal error; it has been logged",
+                       instance=request.url.path)
+
+    app.add_exception_handler(EventRejected, event_rejected)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(FactError, fact_error)
+    app.add_exception_handler(MoneyError, money_error)
+    app.add_exception_handler(Exception, unexpected)
+    _install_plan_handlers(app)
+
+
+def _install_plan_handlers(app: FastAPI) -> None:
+    # Imported here and guarded: the plan modules may be absent in a partial checkout.
+    try:
+        from trailpay.core.plans import PlanError
+    except ImportError:
+        PlanError = None  # noqa: N806
+    try:
+        from trailpay.adapters.plan_store import VersionConflict
+    except ImportError:
+        VersionConflict = None  # noqa: N806
+
+    if PlanError is not None:
+        async def plan_error(request: Request, exc: Exception) -> Response:
+            path = getattr(exc, "path", None)
+            why = getattr(exc, "why", None) or str(exc)
+            return problem(422, "Invalid plan", why, path, instance=request.url.path,
+                           type_="invalid-plan")
+
+        app.add_exception_handler(PlanError, plan_error)
+
+    if VersionConflict is not None:
+        async def version_conflict(request: Request, exc: Exception) -> Response:
+            return problem(409, "Version conflict",
+                           str(exc) or "a different document was already published under "
+                           "this plan version", instance=request.url.path,
+                           type_="version-conflict")
+
+        app.add_exception_handler(VersionConflict, version_conflict)

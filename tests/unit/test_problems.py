@@ -1,0 +1,147 @@
+"""Every gateway error is RFC 9457 problem JSON naming the field when it is known."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import orjson
+import pytest
+from fastapi import FastAPI, HTTPException
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from services.gateway.problems import install_problem_handlers, problem
+from trailpay.adapters.cloudevents import EventRejected
+from trailpay.core.money import MoneyError
+
+PROBLEM = "application/problem+json"
+
+
+class Body(BaseModel):
+    type: str
+    amount: str
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/events")
+    async def events(status: int = 400) -> None:
+        raise EventRejected('money must be a decimal string such as "1234.50"', "[2].data.acv",
+                            status=status)
+
+    @app.get("/plans/{plan_id}")
+    async def plan(plan_id: str) -> None:
+        raise HTTPException(422, f"body.plan_id: no published plan {plan_id!r}")
+
+    @app.get("/secret")
+    async def secret() -> None:
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.post("/validated")
+    async def validated(body: Body, as_of: date) -> None:
+        return None
+
+    @app.get("/money")
+    async def money() -> None:
+        raise MoneyError("unknown currency 'XXX'")
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("database password is hunter2")
+
+    @app.get("/plan-error")
+    async def plan_error() -> None:
+        from trailpay.core.plans import PlanError
+        raise PlanError("rules[0].rate", "must be between 0 and 1")
+
+    @app.get("/conflict")
+    async def conflict() -> None:
+        from trailpay.adapters.plan_store import VersionConflict
+        raise VersionConflict("plan p version 2 was published with a different document")
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(make_app(), raise_server_exceptions=False)
+
+
+def assert_problem(r, status: int, field: str | None) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body = r.json()
+    assert body["status"] == status
+    assert body["type"] and body["title"]
+    assert body.get("field") == field
+    if field is not None:
+        assert body["errors"][0]["field"] == field
+    return body
+
+
+def test_event_rejected_keeps_its_status_and_field(client):
+    body = assert_problem(client.post("/events"), 400, "[2].data.acv")
+    assert body["type"].endswith("/invalid-event")
+    assert "decimal string" in body["detail"]
+    assert body["instance"] == "/events"
+    assert_problem(client.post("/events?status=415"), 415, "[2].data.acv")
+    assert_problem(client.post("/events?status=413"), 413, "[2].data.acv")
+
+
+def test_http_exception_detail_prefix_names_the_field(client):
+    body = assert_problem(client.get("/plans/x"), 422, "body.plan_id")
+    assert body["errors"] == [{"field": "body.plan_id", "message": "no published plan 'x'"}]
+    assert body["instance"] == "/plans/x"
+
+
+def test_http_exception_without_field_keeps_its_headers(client):
+    r = client.get("/secret")
+    body = assert_problem(r, 401, None)
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert body["detail"] == "missing bearer token" and "errors" not in body
+
+
+def test_unknown_route_is_a_problem_too(client):
+    assert assert_problem(client.get("/nowhere"), 404, None)["title"] == "Not Found"
+
+
+def test_request_validation_errors_use_dotted_paths(client):
+    r = client.post("/validated?as_of=yesterday", json={"amount": "1.00"})
+    first = r.json()["errors"][0]["field"]
+    body = assert_problem(r, 422, first)
+    assert {e["field"] for e in body["errors"]} == {"body.type", "query.as_of"}
+    assert body["type"].endswith("/validation-error")
+
+
+def test_money_error_is_422(client):
+    body = assert_problem(client.get("/money"), 422, None)
+    assert "XXX" in body["detail"]
+
+
+def test_unexpected_error_is_a_500_problem_without_internals(client):
+    body = assert_problem(client.get("/boom"), 500, None)
+    assert "hunter2" not in body["detail"]
+
+
+def test_plan_error_is_422_with_its_path(client):
+    pytest.importorskip("trailpay.core.plans", reason="trailpay/core/plans.py not written yet")
+    body = assert_problem(client.get("/plan-error"), 422, "rules[0].rate")
+    assert body["detail"] == "must be between 0 and 1"
+
+
+def test_version_conflict_is_409(client):
+    pytest.importorskip("trailpay.adapters.plan_store",
+                        reason="plan_store needs trailpay/core/plans.py")
+    assert_problem(client.get("/conflict"), 409, None)
+
+
+def test_problem_helper_shape():
+    r = problem(409, "Conflict", "already there", field="id", instance="/v1/x",
+                type_="version-conflict")
+    assert r.media_type == PROBLEM and r.status_code == 409
+    assert orjson.loads(r.body) == {
+        "type": "https://trailpay.dev/problems/version-conflict", "title": "Conflict",
+        "status": 409, "detail": "already there", "instance": "/v1/x", "field": "id",
+        "errors": [{"field": "id", "message": "already there"}]}

@@ -104,10 +104,17 @@ async def _write(conn: AsyncConnection, groups: list[PostingGroup], states: dict
 async def handle_batch(engine: AsyncEngine, plans: PlanCache,
                        entries: list[LedgerEntry]) -> ApplyReport:
     report = ApplyReport()
+    unique = list({e.entry_id: e for e in entries}.values())  # a redelivery may repeat one
+    unique.sort(key=lambda e: e.journal_seq)
     async with engine.begin() as conn:
         pg = await raw(conn)
-        fresh_ids = await _claim(conn, entries)
-        fresh = [e for e in entries if e.entry_id in fresh_ids]
+        # One writer per partner at a time, even while a rebalance hands partitions over:
+        # take the partners' locks (in a fixed order) before claiming or reading state.
+        await pg.execute("SELECT pg_advisory_xact_lock(hashtext(p)) FROM "
+                         "unnest($1::text[]) AS p ORDER BY p",
+                         sorted({e.partner_id for e in unique}))
+        fresh_ids = await _claim(conn, unique)
+        fresh = [e for e in unique if e.entry_id in fresh_ids]
         report.skipped = len(entries) - len(fresh)
         if not fresh:
             return report

@@ -112,17 +112,17 @@ async def _unpark(conn: AsyncConnection, customer_id: str) -> list[tuple[int, En
     return sorted((r[0], decode_kafka(r[1].encode(), [])) for r in rows)
 
 
-async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> None:
+async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry], topic: str) -> None:
     if not entries:
         return
     pg = await raw(conn)
     await pg.execute(
-        "INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, payload) "
-        "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[]) "
-        "ON CONFLICT (entry_id) DO NOTHING",
+        "INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, topic, payload) "
+        "SELECT e, s, p, $5, d FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[]) "
+        "AS u(e, s, p, d) ON CONFLICT (entry_id) DO NOTHING",
         [e.entry_id for e in entries], [e.journal_seq for e in entries],
         [e.partner_id for e in entries],
-        [orjson.dumps(entry_to_dict(e)).decode() for e in entries])
+        [orjson.dumps(entry_to_dict(e)).decode() for e in entries], topic)
 
 
 async def _attribute(conn: AsyncConnection, appended: list[tuple[int, Envelope]],
@@ -160,7 +160,7 @@ async def _attribute(conn: AsyncConnection, appended: list[tuple[int, Envelope]]
     return entries
 
 
-async def handle_batch(engine: AsyncEngine, batch: list[Inbound]) -> BatchReport:
+async def handle_batch(engine: AsyncEngine, batch: list[Inbound], ledger_topic: str) -> BatchReport:
     """Journal and attribute one batch; returns what happened (dead letters to publish)."""
     report = BatchReport()
     decoded: list[tuple[Inbound, Envelope]] = []
@@ -201,7 +201,7 @@ async def handle_batch(engine: AsyncEngine, batch: list[Inbound]) -> BatchReport
         appended.sort(key=lambda t: t[0])
         report.appended = len(appended)
         entries = await _attribute(conn, appended, report)
-        await _write_entries(conn, entries)
+        await _write_entries(conn, entries, ledger_topic)
         report.entries = len(entries)
         await dead_letters.record(conn, report.dead)
 

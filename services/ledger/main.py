@@ -34,7 +34,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     async def handle(records: list[ConsumerRecord]) -> None:
         batch = [Inbound(r.value, list(r.headers or ()), r.topic, r.partition, r.offset)
                  for r in records]
-        report = await handle_batch(engine, batch)
+        report = await handle_batch(engine, batch, settings.topic_ledger)
         if report.entries:
             wake.set()
         if report.dead:

@@ -25,8 +25,9 @@ async def publish_once(engine: AsyncEngine, producer: AIOKafkaProducer, topic: s
     async with engine.begin() as conn:
         pg = await raw(conn)
         rows = await pg.fetch(
-            "SELECT id, partner_id, payload::text FROM ledger_entries WHERE NOT published "
-            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
+            "SELECT id, partner_id, payload::text FROM ledger_entries "
+            "WHERE NOT published AND topic = $2 "
+            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit, topic)
         if not rows:
             return 0
         futures = [await producer.send(topic, key=r[1].encode(), value=r[2].encode()) for r in rows]

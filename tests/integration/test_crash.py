@@ -96,9 +96,13 @@ async def test_killed_accrual_consumer_loses_nothing_and_doubles_nothing(client,
         rows = await pg.fetch(
             "SELECT partner_id, sum(amount) FROM balances WHERE partner_id = ANY($1::text[]) "
             "GROUP BY partner_id", partners)
+        dead = await pg.fetch(
+            "SELECT reason FROM dead_letters d JOIN accrual_applied a ON a.outcome = 'dead_letter' "
+            "AND d.stage = 'accrual' AND a.partner_id = ANY($1::text[]) LIMIT 3", partners)
         groups = await pg.fetchval(
             "SELECT count(DISTINCT group_id) FROM postings WHERE partner_id = ANY($1::text[])",
             partners)
+    assert [d[0] for d in dead] == []
     assert {r[0]: r[1] for r in rows} == expected
     assert groups == total
 

@@ -29,9 +29,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 async def raw(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under a SQLAlchemy connection (for COPY, arrays)."""
+    """The asyncpg connection under a SQLAlchemy connection (for COPY, arrays).
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, on its own first statement;
+    work done straight on the driver before that would run in autocommit and
+    escape the caller's transaction. So inside `engine.begin()` we make sure
+    BEGIN has been sent before handing the driver connection out.
+    """
     fairy = await conn.get_raw_connection()
-    return fairy.driver_connection
+    driver = fairy.driver_connection
+    if conn.in_transaction() and not driver.is_in_transaction():
+        await conn.exec_driver_sql("SELECT 1")
+    return driver
 
 
 def alembic_config(async_url: str) -> Config:

@@ -106,6 +106,7 @@ ledger_entries = Table(
     Column("entry_id", Text, nullable=False, unique=True),
     Column("journal_seq", BigInteger, nullable=False),
     Column("partner_id", Text, nullable=False),
+    Column("topic", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
     Column("published", Boolean, nullable=False),
 )

@@ -122,7 +122,7 @@ def allocate(total: Money, shares: Sequence[Decimal]) -> list[Money]:
     raw = [total.amount * s / weight for s in shares]
     floors = [r.quantize(q, rounding=ROUND_DOWN) for r in raw]
     leftover = int((total.amount.quantize(q) - sum(floors, Decimal(0))) / q)
-    order = sorted(range(len(shares)), key=lambda i: (-(raw[i] - floors[i]), i))
+    order = sorted(range(len(shares)), key=lambda i: (-abs(raw[i] - floors[i]), i))
     step = q if leftover >= 0 else -q
     for i in order[: abs(leftover)]:
         floors[i] += step

@@ -98,10 +98,11 @@ CREATE TABLE ledger_entries (
     entry_id     text   NOT NULL UNIQUE,
     journal_seq  bigint NOT NULL REFERENCES journal (seq),
     partner_id   text   NOT NULL,
+    topic        text   NOT NULL,        -- where the outbox publishes it (trailpay.ledger)
     payload      jsonb  NOT NULL,
     published    boolean NOT NULL DEFAULT false
 );
-CREATE INDEX ledger_entries_unpublished ON ledger_entries (id) WHERE NOT published;
+CREATE INDEX ledger_entries_unpublished ON ledger_entries (topic, id) WHERE NOT published;
 CREATE INDEX ledger_entries_partner ON ledger_entries (partner_id, id);
 
 -- Accrual progress: an entry applied is recorded with its effect, in one transaction.

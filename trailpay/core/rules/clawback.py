@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from trailpay.core.facts import RefundIssued, SubscriptionChurned
 from trailpay.core.money import Money, round_money
+from trailpay.core.rules import vesting
 from trailpay.core.rules.base import AccrualError, Context, fmt, pct
 from trailpay.core.state import ZERO, CustomerBook
 
@@ -62,7 +63,17 @@ def on_churn(ctx: Context, fact: SubscriptionChurned) -> None:
         if amount > 0:
             text += f": {fmt(amount, cur)} clawed back"
             book = _claw(ctx, book, amount, text, base=base, rate=fraction, unrounded=unrounded)
+    if book.held:
+        book = _forfeit_on_churn(ctx, book, fact)
     ctx.state.customers[fact.customer_id] = replace(book, active=False, arr=book.arr * 0)
+
+
+def _forfeit_on_churn(ctx: Context, book: CustomerBook, fact: SubscriptionChurned) -> CustomerBook:
+    """A churned customer will reach no release milestone: what is still held is forfeited."""
+    return vesting.forfeit(ctx, book, (
+        f"Customer {fact.customer_id} churned on {fact.effective_date.isoformat()}: held "
+        f"{fmt(book.held, book.currency)} {book.currency} of the upfront commission can no longer "
+        "vest and is forfeited"))
 
 
 def on_refund(ctx: Context, fact: RefundIssued) -> None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from trailpay.core.facts import DealClosed
 from trailpay.core.money import Money, round_money
-from trailpay.core.rules.base import Context, amount_in, fmt, pct
+from trailpay.core.rules.base import AccrualError, Context, amount_in, fmt, pct
 from trailpay.core.state import CustomerBook
 
 
@@ -21,6 +21,13 @@ def milestones_text(names: tuple[str, ...]) -> str:
 
 
 def on_new_deal(ctx: Context, fact: DealClosed) -> None:
+    """A new contract. A customer still active with this partner cannot get a second one
+    (that would pay the upfront twice): such a deal must be a renewal or an expansion."""
+    known = ctx.state.customers.get(fact.customer_id)
+    if known is not None and known.active:
+        raise AccrualError(f"data.kind: customer {fact.customer_id} already has an active "
+                           f"contract (deal {known.deal_id}) with partner {ctx.entry.partner_id}; "
+                           "send a further deal as kind renewal or expansion")
     share, cur = ctx.entry.share, fact.currency
     book = CustomerBook(fact.customer_id, fact.deal_id, cur, share, fact.start_date,
                         fact.term_months, fact.acv)

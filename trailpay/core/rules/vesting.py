@@ -15,6 +15,7 @@ from trailpay.core.money import Money
 from trailpay.core.postings import Leg
 from trailpay.core.rules.base import Context, fmt
 from trailpay.core.rules.upfront import milestones_text
+from trailpay.core.state import CustomerBook
 
 
 def forfeit_expired(ctx: Context) -> None:
@@ -23,14 +24,19 @@ def forfeit_expired(ctx: Context) -> None:
         book = ctx.state.customers[cid]
         if not book.held or book.vest_deadline is None or ctx.day <= book.vest_deadline:
             continue
-        cur, held = book.currency, book.held
-        text = (f"Held {fmt(held, cur)} {cur} of the upfront commission on customer {cid} "
-                f"forfeited: {milestones_text(book.release_on)} was not achieved by "
-                f"{book.vest_deadline.isoformat()}")
-        ctx.group(book.upfront_rule or "vesting", "vesting",
-                  [Leg(ctx.partner, "held", Money(-held, cur)),
-                   Leg(ctx.partner, "forfeited", Money(held, cur))], text, customer=book)
-        ctx.state.customers[cid] = replace(book, held=held * 0, forfeited=book.forfeited + held)
+        text = (f"Held {fmt(book.held, book.currency)} {book.currency} of the upfront commission "
+                f"on customer {cid} forfeited: {milestones_text(book.release_on)} was not "
+                f"achieved by {book.vest_deadline.isoformat()}")
+        ctx.state.customers[cid] = forfeit(ctx, book, text)
+
+
+def forfeit(ctx: Context, book: CustomerBook, text: str) -> CustomerBook:
+    """Move a customer's held money to forfeited; returns the updated book."""
+    cur, held = book.currency, book.held
+    ctx.group(book.upfront_rule or "vesting", "vesting",
+              [Leg(ctx.partner, "held", Money(-held, cur)),
+               Leg(ctx.partner, "forfeited", Money(held, cur))], text, customer=book)
+    return replace(book, held=held * 0, forfeited=book.forfeited + held)
 
 
 def release(ctx: Context, fact: MilestoneAchieved) -> None:

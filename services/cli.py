@@ -121,6 +121,28 @@ def _with_conn(work):
     return asyncio.run(main())
 
 
+@plans.command("publish")
+def plans_publish(path: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                             help="A plan version, YAML or JSON")) -> None:
+    """Publish a plan version (journaled). The same document again changes nothing."""
+    from trailpay.adapters import plan_store
+    from trailpay.adapters.plan_documents import read_plan_document
+    from trailpay.core.plans import PlanError
+
+    kind = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
+    try:
+        doc = read_plan_document(path.read_bytes(), kind)
+        created, plan = _with_conn(lambda c: plan_store.publish_plan(c, doc))
+    except PlanError as exc:
+        typer.echo(f"{path}: {exc.path}: {exc.why}", err=True)
+        raise typer.Exit(2) from None
+    except plan_store.VersionConflict as exc:
+        typer.echo(f"{path}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"plan {plan.plan_id} version {plan.version} (from {plan.effective_from}): "
+               f"{'published' if created else 'already published, unchanged'}")
+
+
 @keys.command("create")
 def keys_create(
     name: str = typer.Argument(..., help="Who the key is for"),

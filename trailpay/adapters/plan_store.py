@@ -20,7 +20,9 @@ from trailpay.adapters import journal_store
 from trailpay.adapters.db import raw
 from trailpay.adapters.journal_store import JournalRecord
 from trailpay.core.journal import body_hash
-from trailpay.core.plans import Enrollment, PlanBook, PlanVersion, parse_plan
+from trailpay.core.plans import (
+    Enrollment, PlanBook, PlanError, PlanVersion, check_overrides, parse_plan,
+)
 
 GATEWAY_STREAM = "gateway"
 COMMAND_SOURCE = "trailpay.gateway"
@@ -73,8 +75,21 @@ async def publish_plan(conn: AsyncConnection, doc: Mapping[str, Any]) -> tuple[b
 async def enroll_partner(conn: AsyncConnection, partner_id: str, type_: str, plan_id: str,
                          overrides: Mapping[str, Any], payment: Mapping[str, Any] | None
                          ) -> tuple[bool, int]:
-    """Enrol or change a partner; (changed?, journal seq). Unchanged terms: no new command."""
+    """Enrol or change a partner; (changed?, journal seq). Unchanged terms: no new command.
+
+    The partner's type must be one the plan's latest version has terms for, and every
+    override must name a rule of that version and a field that may change (PlanError).
+    """
     pg = await raw(conn)
+    doc = await pg.fetchval("SELECT document::text FROM plan_versions WHERE plan_id = $1 "
+                            "ORDER BY version DESC LIMIT 1", plan_id)
+    if doc is None:
+        raise PlanError("plan_id", f"no published plan {plan_id!r}")
+    latest = parse_plan(orjson.loads(doc))
+    if latest.partner_types and type_ not in latest.partner_types:
+        raise PlanError("type", f"plan {plan_id} has no terms for partner type {type_!r}; it "
+                        f"covers {', '.join(latest.partner_types)}")
+    check_overrides(latest, overrides)
     await pg.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"partner:{partner_id}")
     current = await pg.fetchrow(
         "SELECT type, plan_id, overrides::text, payment::text, journal_seq FROM partners "

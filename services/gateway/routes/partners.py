@@ -34,9 +34,6 @@ async def put_partner(partner_id: str, body: PartnerIn, _: PartnersWriter, conn:
                       response: Response) -> dict[str, Any]:
     if body.partner_id is not None and body.partner_id != partner_id:
         raise HTTPException(422, "body.partner_id must equal the partner_id in the path")
-    pg = await raw(conn)
-    if not await pg.fetchval("SELECT 1 FROM plan_versions WHERE plan_id = $1", body.plan_id):
-        raise HTTPException(422, f"body.plan_id: no published plan {body.plan_id!r}")
     changed, seq = await plan_store.enroll_partner(
         conn, partner_id, body.type, body.plan_id, body.overrides, body.payment)
     response.status_code = 201 if changed else 200
@@ -50,7 +47,7 @@ async def get_partner(partner_id: str, principal: StatementsReader, conn: ConnDe
     visible_partner(principal, partner_id)
     pg = await raw(conn)
     row = await pg.fetchrow(
-        "SELECT type, plan_id, overrides, payment, journal_seq, updated_at FROM partners "
+        "SELECT type, plan_id, overrides::text, payment::text, journal_seq, updated_at FROM partners "
         "WHERE partner_id = $1", partner_id)
     if row is None:
         raise HTTPException(404, f"partner {partner_id} not found")

@@ -10,9 +10,8 @@ import logging
 
 from aiokafka import ConsumerRecord
 
-from services.ledger import outbox
 from services.ledger.ingest import Inbound, handle_batch
-from trailpay.adapters import dead_letters, kafka
+from trailpay.adapters import dead_letters, kafka, outbox
 from trailpay.adapters.consume import consume
 from trailpay.adapters.db import create_engine, ping
 from trailpay.adapters.ops_server import ops_app, ops_server
@@ -51,8 +50,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         await until_stopped(stop, [
             consume(consumer, settings.group_ledger, handle, stop, settings.consumer_poll_ms,
                     settings.consumer_batch_max),
-            outbox.run(engine, producer, settings.topic_ledger, settings.outbox_batch_max,
-                       wake, stop),
+            outbox.run(engine, producer, outbox.LEDGER_ENTRIES, settings.topic_ledger,
+                       settings.outbox_batch_max, wake, stop),
             server.serve(),
         ], on_stop=lambda: setattr(server, "should_exit", True))
     finally:

@@ -102,7 +102,13 @@ async def engine(settings: Settings) -> AsyncIterator:
 
 
 @pytest.fixture(scope="session")
-async def stack(settings: Settings) -> AsyncIterator[str]:
+def ops_ports() -> dict[str, int]:
+    """Where the in-process ledger and accrual serve /metrics, /healthz and /readyz."""
+    return {"ledger": free_port(), "accrual": free_port()}
+
+
+@pytest.fixture(scope="session")
+async def stack(settings: Settings, ops_ports: dict[str, int]) -> AsyncIterator[str]:
     """Ledger, accrual and gateway running in this process; yields the gateway URL."""
     from services.accrual.main import run as run_accrual
     from services.gateway.main import run as run_gateway
@@ -111,8 +117,10 @@ async def stack(settings: Settings) -> AsyncIterator[str]:
 
     stop = asyncio.Event()
     tasks = [
-        asyncio.create_task(run_ledger(settings.model_copy(update={"metrics_port": free_port()}), stop)),
-        asyncio.create_task(run_accrual(settings.model_copy(update={"metrics_port": free_port()}), stop)),
+        asyncio.create_task(run_ledger(settings.model_copy(
+            update={"metrics_port": ops_ports["ledger"]}), stop)),
+        asyncio.create_task(run_accrual(settings.model_copy(
+            update={"metrics_port": ops_ports["accrual"]}), stop)),
         asyncio.create_task(run_gateway(settings, stop)),
     ]
     url = f"http://127.0.0.1:{settings.gateway_port}"

@@ -7,7 +7,7 @@ from fastapi.responses import ORJSONResponse
 
 from services.gateway.deps import EventsWriter, ProducerDep, SettingsDep
 from trailpay import metrics
-from trailpay.adapters.cloudevents import decode_http, encode_kafka
+from trailpay.adapters.cloudevents import EventRejected, decode_http, encode_kafka
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -17,7 +17,11 @@ router = APIRouter(prefix="/v1", tags=["events"])
 async def post_events(request: Request, _: EventsWriter, producer: ProducerDep,
                       settings: SettingsDep) -> ORJSONResponse:
     body = await request.body()
-    envelopes = decode_http(body, request.headers.get("content-type", ""), request.headers)
+    try:
+        envelopes = decode_http(body, request.headers.get("content-type", ""), request.headers)
+    except EventRejected as exc:
+        metrics.EVENTS_REJECTED.labels("http", "invalid").inc()
+        raise exc from None
     futures = []
     for env in envelopes:
         metrics.EVENTS_RECEIVED.labels("http", env.type).inc()

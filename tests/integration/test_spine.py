@@ -160,3 +160,28 @@ async def test_fact_before_its_deal_is_parked_then_applied(client, engine):
                 "WHERE e.partner_id = $1 AND j.type = 'subscription.churned'", p1)
 
     assert await eventually(entries) == 1
+
+
+async def test_binary_mode_and_structured_mode_are_one_event(client, engine):
+    """The same event over HTTP binary mode (ce-* headers) and structured mode is journaled once."""
+    _, (p1, _) = await setup_programme(client)
+    event = cloud_event("deal.closed", deal(uid("C"), [(p1, "1")]))
+    headers = {"ce-specversion": "1.0", "ce-id": event["id"], "ce-source": event["source"],
+               "ce-type": event["type"], "ce-time": event["time"],
+               "Content-Type": "application/json"}
+    r = await client.post("/v1/events", content=orjson.dumps(event["data"]), headers=headers)
+    assert r.status_code == 202 and r.json()["ids"] == [{"source": event["source"], "id": event["id"]}]
+    await post_events(client, [event])
+    b = await eventually(lambda: balances(client, p1))
+    assert b["payable"] == "12000.00"
+
+    async def journaled():
+        async with engine.connect() as conn:
+            pg = await raw(conn)
+            return await pg.fetchval("SELECT count(*) FROM journal WHERE event_id = $1", event["id"])
+
+    assert await eventually(journaled) == 1
+    async with engine.connect() as conn:
+        pg = await raw(conn)
+        assert await pg.fetchval("SELECT count(*) FROM dead_letters WHERE event_id = $1",
+                                 event["id"]) == 0

@@ -32,5 +32,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check trailpay services tests
 	$(VENV)/bin/lint-imports
 
+## End-to-end throughput and latency beside this machine's raw limits (QUICK=1: under two minutes).
+bench: $(STAMP)
+	$(PY) -m bench.run $(if $(filter 1 true yes,$(QUICK)),--quick,)
+
+## Plan-engine throughput on one core only (pure core, no I/O).
+bench-engine: $(STAMP)
+	$(PY) -m bench.engine
+
 clean:
 	rm -rf $(VENV) .trailpay .pytest_cache .hypothesis

@@ -104,6 +104,38 @@ def audit_verify() -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def rebuild(check: bool = typer.Option(False, "--check",
+                                       help="Compare with the live balances; exit 1 on any difference."),
+            workers: int = typer.Option(0, help="Processes for the fold (0: one per core)")) -> None:
+    """Replay the journal into fresh in-memory projections (same fold as the accrual service)."""
+    from trailpay.adapters import rebuild as rebuilding
+    from trailpay.adapters.db import create_engine
+
+    settings = _settings()
+
+    async def main() -> rebuilding.Rebuild:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as conn:  # one snapshot for entries and live balances
+                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                return await rebuilding.rebuild(conn, check=check, workers=workers or None)
+        finally:
+            await engine.dispose()
+
+    r = asyncio.run(main())
+    typer.echo(f"rebuilt {r.events} journal events ({r.entries} entries, {r.applied} applied, "
+               f"{r.refused} refused, {r.groups} posting groups, {len(r.balances)} balance rows) "
+               f"in {r.seconds:.2f}s: {r.events_per_s:,.0f} events/s")
+    if check:
+        if r.differences:
+            for (partner, currency, bucket, on), rebuilt, live in r.differences:
+                typer.echo(f"DIFFERS {partner} {currency} {bucket} {on}: rebuilt {rebuilt} "
+                           f"live {live}")
+            raise typer.Exit(1)
+        typer.echo("balances equal the live projection to the cent")
+
+
 def _with_conn(work):
     """Run work(conn) in one committed transaction against DATABASE_URL."""
     from trailpay.adapters.db import create_engine

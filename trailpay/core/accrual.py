@@ -13,16 +13,17 @@ from datetime import UTC
 from typing import Any
 
 from trailpay.core.facts import (
-    AdjustmentPosted, ComarketingCompleted, DealClosed, MilestoneAchieved, ReferralQualified,
-    RefundIssued, SubscriptionChurned, SubscriptionContracted, SubscriptionExpanded,
-    SubscriptionRenewed, UsageReported,
+    COMMAND_SOURCE, COMMAND_TYPES, AdjustmentPosted, ComarketingCompleted, DealClosed,
+    DisputeOpened, DisputeResolved, MilestoneAchieved, PayoutConfirmed, PayoutFailed,
+    PayoutRunRequested, ReferralQualified, RefundIssued, SubscriptionChurned,
+    SubscriptionContracted, SubscriptionExpanded, SubscriptionRenewed, UsageReported,
 )
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.plans import Enrollment, PlanBook
 from trailpay.core.postings import PostingGroup
 from trailpay.core.rules import (
-    adjustment, clawback, comarketing, expansion, milestone, recurring, referral, upfront, usage,
-    vesting,
+    adjustment, clawback, comarketing, disputes, expansion, milestone, payouts, recurring,
+    referral, upfront, usage, vesting,
 )
 from trailpay.core.rules.base import AccrualError, Context
 from trailpay.core.state import (
@@ -64,6 +65,11 @@ HANDLERS: dict[type, Callable[[Context, Any], None]] = {
     ReferralQualified: referral.on_referral,
     ComarketingCompleted: comarketing.on_comarketing,
     AdjustmentPosted: adjustment.on_adjustment,
+    PayoutRunRequested: payouts.on_run,
+    PayoutConfirmed: payouts.on_confirmed,
+    PayoutFailed: payouts.on_failed,
+    DisputeOpened: disputes.on_opened,
+    DisputeResolved: disputes.on_resolved,
 }
 
 
@@ -73,6 +79,9 @@ def accrue(state: PartnerState, entry: LedgerEntry, book: PlanBook,
     handler = HANDLERS.get(type(entry.fact))
     if handler is None:
         raise AccrualError(f"{entry.fact.type} is not handled by the plan engine")
+    if entry.fact.type in COMMAND_TYPES and entry.source != COMMAND_SOURCE:
+        raise AccrualError(f"{entry.fact.type} is a trailpay command: only {COMMAND_SOURCE} "
+                           f"may send it, not {entry.source!r}")
     day = entry.time.astimezone(UTC).date()
     plan = book.in_force(day)
     if plan.partner_types and enrollment.type not in plan.partner_types:

@@ -171,15 +171,62 @@ class AdjustmentPosted(Fact):
     approved_by: str
 
 
+# --- commands: journaled like facts, produced only by trailpay itself -----------------------
+
+# The CloudEvents source of every command trailpay produces (the gateway and the accrual
+# service's payout scheduler). The engine refuses a command from any other source.
+COMMAND_SOURCE = "trailpay.gateway"
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRunRequested(Fact):
+    """Pay this partner what was payable at the end of `as_of` (one per partner and run)."""
+
+    type: ClassVar[str] = "payout.run_requested"
+    partner_level: ClassVar[bool] = True
+    partner_id: str
+    run_id: str
+    as_of: date
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeOpened(Fact):
+    """A partner (or ops) disputes a statement line; the partner's payouts are held."""
+
+    type: ClassVar[str] = "dispute.opened"
+    partner_level: ClassVar[bool] = True
+    partner_id: str
+    dispute_id: str
+    posting_id: str
+    reason: str
+    opened_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeResolved(Fact):
+    """Ops resolved a dispute; an accepted one may carry a signed adjustment."""
+
+    type: ClassVar[str] = "dispute.resolved"
+    partner_level: ClassVar[bool] = True
+    partner_id: str
+    dispute_id: str
+    outcome: str  # accepted | rejected
+    resolved_by: str
+    adjustment_currency: str = ""
+    adjustment_amount: Decimal | None = None
+    adjustment_reason: str = ""
+
+
 FACT_TYPES: Mapping[str, type[Fact]] = {
     cls.type: cls
     for cls in (
         DealClosed, SubscriptionRenewed, SubscriptionExpanded, SubscriptionContracted,
         SubscriptionChurned, UsageReported, RefundIssued, MilestoneAchieved,
         ReferralQualified, ComarketingCompleted, PayoutConfirmed, PayoutFailed,
-        AdjustmentPosted,
+        AdjustmentPosted, PayoutRunRequested, DisputeOpened, DisputeResolved,
     )
 }
+COMMAND_TYPES = frozenset({PayoutRunRequested.type, DisputeOpened.type, DisputeResolved.type})
 
 MONEY_FIELDS = frozenset({"acv", "tcv", "arr", "delta_arr", "revenue", "amount", "spend"})
 

@@ -64,6 +64,13 @@ class PartnerState:
     comarketing: dict[str, Decimal] = field(default_factory=dict)
     payouts: dict[str, Payout] = field(default_factory=dict)
     last_run: date | None = None  # as_of of the latest payout run applied
+    # Open disputes: dispute_id -> the disputed posting (group) id. Any open dispute holds
+    # the partner's payouts.
+    disputes: dict[str, str] = field(default_factory=dict)
+    # Changes to `payable` by the day they took effect, kept only for days after `last_run`:
+    # entries dated after a run's as_of may be applied before the run, and the run must pay
+    # the balance as of its own date, exactly as the statement shows it.
+    payable_changes: dict[str, dict[date, Decimal]] = field(default_factory=dict)
 
     def copy(self) -> PartnerState:
         """A copy safe to change: containers are new, immutable members shared."""
@@ -71,7 +78,32 @@ class PartnerState:
             self.partner_id, dict(self.customers),
             {c: dict(lots) for c, lots in self.pending.items()}, dict(self.payable),
             dict(self.comarketing), {k: replace(p) for k, p in self.payouts.items()},
-            self.last_run)
+            self.last_run, dict(self.disputes),
+            {c: dict(days) for c, days in self.payable_changes.items()})
+
+    def add_payable(self, currency: str, day: date, amount: Decimal) -> None:
+        """Change the payable balance, effective on `day`."""
+        self.payable[currency] = self.payable.get(currency, ZERO) + amount
+        if self.last_run is not None and day <= self.last_run:
+            return  # no later run can be as of a day before the last one: nothing to remember
+        days = self.payable_changes.setdefault(currency, {})
+        days[day] = days.get(day, ZERO) + amount
+        if not days[day]:
+            del days[day]
+
+    def payable_as_of(self, currency: str, day: date) -> Decimal:
+        """The payable balance at the end of `day`, even if later-dated entries were applied."""
+        later = sum((a for d, a in self.payable_changes.get(currency, {}).items() if d > day), ZERO)
+        return self.payable_on(currency, day) - later
+
+    def forget_payable_changes(self, through: date) -> None:
+        """Drop remembered changes dated on or before `through` (the last run's as_of)."""
+        for currency in list(self.payable_changes):
+            days = {d: a for d, a in self.payable_changes[currency].items() if d > through}
+            if days:
+                self.payable_changes[currency] = days
+            else:
+                del self.payable_changes[currency]
 
     def volume(self, currency: str) -> Decimal:
         """Attributed active ARR: Σ over active customers of ARR × this partner's share.
@@ -86,7 +118,7 @@ class PartnerState:
         for currency, lots in self.pending.items():
             due = [d for d in lots if d <= day]
             for d in due:
-                self.payable[currency] = self.payable.get(currency, ZERO) + lots.pop(d)
+                self.add_payable(currency, d, lots.pop(d))
 
     def payable_on(self, currency: str, day: date) -> Decimal:
         matured = sum((a for d, a in self.pending.get(currency, {}).items() if d <= day), ZERO)
@@ -144,6 +176,9 @@ def state_to_json(s: PartnerState) -> dict[str, Any]:
                         "status": p.status, "reference": p.reference}
                     for k, p in sorted(s.payouts.items())},
         "last_run": s.last_run.isoformat() if s.last_run else None,
+        "disputes": dict(sorted(s.disputes.items())),
+        "payable_changes": {c: {d.isoformat(): str(a) for d, a in sorted(days.items())}
+                            for c, days in sorted(s.payable_changes.items())},
     }
 
 
@@ -158,4 +193,7 @@ def state_from_json(d: dict[str, Any]) -> PartnerState:
         payouts={k: Payout(p["payout_id"], p["currency"], Decimal(p["amount"]), p["status"],
                            p.get("reference")) for k, p in d.get("payouts", {}).items()},
         last_run=date.fromisoformat(d["last_run"]) if d.get("last_run") else None,
+        disputes=dict(d.get("disputes", {})),
+        payable_changes={c: {date.fromisoformat(k): Decimal(a) for k, a in days.items()}
+                         for c, days in d.get("payable_changes", {}).items()},
     )

@@ -117,8 +117,7 @@ class Context:
         return Leg(self.partner, "pending", amount, available_on=due)
 
     def pay_now(self, amount: Money) -> Leg:
-        c = amount.currency
-        self.state.payable[c] = self.state.payable.get(c, ZERO) + amount.amount
+        self.state.add_payable(amount.currency, self.day, amount.amount)
         return Leg(self.partner, "payable", amount)
 
     def take(self, amount: Money, book: CustomerBook | None) -> tuple[list[Leg], CustomerBook | None]:
@@ -146,7 +145,7 @@ class Context:
             legs.append(Leg(self.partner, "pending", Money(-part, c), available_on=due))
             left -= part
         if left:
-            self.state.payable[c] = self.state.payable.get(c, ZERO) - left
+            self.state.add_payable(c, self.day, -left)
             legs.append(Leg(self.partner, "payable", Money(-left, c)))
         legs.append(Leg(self.partner, "clawed_back", amount))
         return legs, book

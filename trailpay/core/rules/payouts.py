@@ -1,0 +1,94 @@
+"""Payout runs and their confirmations: payable → in_payout → paid (or back to payable).
+
+A run pays, per currency, the partner's payable balance at the end of `as_of` when it
+reaches the plan's `payout.minimum` in that currency (no minimum in a currency: that
+currency is not paid; nothing is converted), unless an open dispute holds the partner.
+A run as of a day on or before the partner's last run does nothing, so a repeated or
+late run never pays twice. The ERP's confirmation moves the money to `paid`, or back
+to `payable` on failure; the same confirmation twice is a no-op, a contradicting one
+is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from trailpay.core.facts import PayoutConfirmed, PayoutFailed, PayoutRunRequested
+from trailpay.core.money import Money
+from trailpay.core.payouts import payout_id
+from trailpay.core.postings import Leg
+from trailpay.core.rules.base import AccrualError, Context, fmt
+from trailpay.core.state import Payout
+
+
+def on_run(ctx: Context, fact: PayoutRunRequested) -> None:
+    s, as_of = ctx.state, fact.as_of
+    if ctx.day != as_of:
+        raise AccrualError(f"payout run {fact.run_id}: its time must fall on its as_of date "
+                           f"{as_of.isoformat()}, not on {ctx.day.isoformat()}")
+    if s.last_run is not None and as_of <= s.last_run:
+        return  # already run as of this day or a later one
+    amounts = {c: s.payable_as_of(c, as_of)
+               for c in sorted({*s.payable, *s.pending, *s.payable_changes})}
+    s.last_run = as_of
+    s.forget_payable_changes(as_of)
+    if s.disputes:
+        return  # held: the money stays payable until the disputes are resolved
+    for currency, amount in amounts.items():
+        minimum = ctx.plan.payout.minimum.get(currency)
+        if minimum is None or amount <= 0 or amount < minimum:
+            continue
+        pid = payout_id(fact.run_id, fact.partner_id, currency)
+        if pid in s.payouts:
+            continue
+        money = Money(amount, currency)
+        s.add_payable(currency, as_of, -amount)
+        text = (f"Payout {pid}: the payable balance at the end of {as_of.isoformat()}, "
+                f"{fmt(amount, currency)} {currency} (minimum {fmt(minimum, currency)}), "
+                "sent for payment")
+        ctx.group("payout", "payout", [Leg(ctx.partner, "payable", -money),
+                                       Leg(ctx.partner, "in_payout", money)], text, base=amount)
+        s.payouts[pid] = Payout(pid, currency, amount, "in_payout")
+
+
+def _payout(ctx: Context, pid: str) -> Payout:
+    p = ctx.state.payouts.get(pid)
+    if p is None:
+        raise AccrualError(f"unknown payout {pid!r} for partner {ctx.entry.partner_id}")
+    return p
+
+
+def _settled(p: Payout, status: str, reference: str) -> bool:
+    """True when the payout is already settled exactly so; raises when settled otherwise."""
+    if p.status == "in_payout":
+        return False
+    if (p.status, p.reference) == (status, reference):
+        return True
+    raise AccrualError(f"payout {p.payout_id} was already confirmed {p.status} with reference "
+                       f"{p.reference!r}; a {status} confirmation with reference {reference!r} "
+                       "contradicts it")
+
+
+def on_confirmed(ctx: Context, fact: PayoutConfirmed) -> None:
+    p = _payout(ctx, fact.payout_id)
+    if _settled(p, "paid", fact.reference):
+        return
+    money = Money(p.amount, p.currency)
+    text = (f"Payout {p.payout_id} of {fmt(p.amount, p.currency)} {p.currency} paid "
+            f"(payment reference {fact.reference})")
+    ctx.group("payout", "payout", [Leg(ctx.partner, "in_payout", -money),
+                                   Leg(ctx.partner, "paid", money)], text, base=p.amount)
+    ctx.state.payouts[p.payout_id] = replace(p, status="paid", reference=fact.reference)
+
+
+def on_failed(ctx: Context, fact: PayoutFailed) -> None:
+    p = _payout(ctx, fact.payout_id)
+    if _settled(p, "failed", fact.reference):
+        return
+    money = Money(p.amount, p.currency)
+    text = (f"Payout {p.payout_id} of {fmt(p.amount, p.currency)} {p.currency} failed "
+            f"(payment reference {fact.reference}): the money is payable again and goes "
+            "with the next payout run")
+    ctx.group("payout", "payout", [Leg(ctx.partner, "in_payout", -money),
+                                   ctx.pay_now(money)], text, base=p.amount)
+    ctx.state.payouts[p.payout_id] = replace(p, status="failed", reference=fact.reference)

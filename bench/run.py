@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -308,7 +309,38 @@ async def read_latency(stack: Stack, prog: Programme, seconds: float) -> dict[st
 
 # --- the run ------------------------------------------------------------------------------
 
-def run(quick: bool, seed: int, keep_db: bool) -> dict[str, Any]:
+class Profilers:
+    """py-spy (the `bench` extra) sampling the services during a phase: collapsed stacks."""
+
+    def __init__(self, stack: Stack, out: Path, enabled: bool) -> None:
+        self.stack, self.out, self.enabled = stack, out, enabled
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, phase: str, names: tuple[str, ...]) -> None:
+        if not self.enabled:
+            return
+        for name in names:
+            target = self.out / f"{phase}-{name}.txt"
+            self.procs.append(subprocess.Popen(
+                [shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy", "record", "--format", "raw", "--rate", "50", "--nonblocking",
+                 "-o", str(target), "--pid", str(self.stack.procs[name].pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        import signal
+
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs = []
+
+
+def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
+        skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     partners, customers, k_events, h_events, load_s, engine_n = SIZES["quick" if quick else "full"]
     commit, dirty = _commit()
     result: dict[str, Any] = {"quick": quick, "commit": commit, "dirty": dirty, "seed": seed,
@@ -327,8 +359,9 @@ def run(quick: bool, seed: int, keep_db: bool) -> dict[str, Any]:
     stack.start_infra(log_dir)
     result["postgres"] = stack.postgres_kind
     try:
-        log("raw limits ...")
-        result.update(asyncio.run(raw_limits(stack, prog, min(len(prog.kafka), 100_000))))
+        if "raw" not in skip:
+            log("raw limits ...")
+            result.update(asyncio.run(raw_limits(stack, prog, min(len(prog.kafka), 100_000))))
         log("starting ledger, accrual, gateway ...")
         stack.start_services(log_dir)
         result["rss_start_mib"] = stack.rss()
@@ -338,32 +371,51 @@ def run(quick: bool, seed: int, keep_db: bool) -> dict[str, Any]:
         result["expected_entries"] = all_entries
         progress = Progress(stack)
         timeout = 600 if quick else 3600
+        profilers = Profilers(stack, log_dir, profile)
         log(f"end to end over Kafka: {len(prog.kafka)} events ...")
+        profilers.start("kafka", ("ledger", "accrual"))
+        cpu0 = stack.cpu()
         result.update(asyncio.run(ingest_kafka(stack, prog, progress, kafka_entries, timeout)))
+        cpu1 = stack.cpu()
+        result["e2e_kafka_cpu_seconds"] = {k: round(cpu1[k] - cpu0.get(k, 0), 2) for k in cpu1}
+        profilers.stop()
         log(f"  {result['e2e_kafka_events_per_s']:,.0f} events/s; over HTTP: "
             f"{len(prog.http)} events ...")
+        profilers.start("http", ("gateway", "ledger", "accrual"))
         result.update(asyncio.run(ingest_http(stack, prog, progress, len(prog.kafka),
                                               all_entries, timeout)))
+        cpu2 = stack.cpu()
+        result["e2e_http_cpu_seconds"] = {k: round(cpu2[k] - cpu1.get(k, 0), 2) for k in cpu2}
+        profilers.stop()
         result["rss_after_ingest_mib"] = stack.rss()
         log("checking balances against the pure core, rebuilding ...")
         result.update(asyncio.run(check_and_rebuild(stack, prog)))
-        log(f"read latency: 50 clients for {load_s:.0f}s ...")
-        result.update(asyncio.run(read_latency(stack, prog, load_s)))
+        if "load" not in skip:
+            log(f"read latency: 50 clients for {load_s:.0f}s ...")
+            profilers.start("load", ("gateway",))
+            cpu3 = stack.cpu()
+            result.update(asyncio.run(read_latency(stack, prog, load_s)))
+            cpu4 = stack.cpu()
+            result["load_cpu_seconds"] = {k: round(cpu4[k] - cpu3.get(k, 0), 2) for k in cpu4}
+            profilers.stop()
         result["rss_end_mib"] = stack.rss()
         result["rss_series_mib"] = progress.rss
         result["lag_series"] = progress.series
     finally:
         stack.stop_services()
         stack.stop_infra(keep_database=keep_db)
-    log(f"plan engine on one core: {engine_n} events ...")
-    result.update(engine.run(engine_n, seed))
-    limits = {k: result[k] for k in ("kafka_produce_msgs_per_s", "kafka_consume_msgs_per_s",
-                                     "pg_batch_insert_rows_per_s", "pg_copy_rows_per_s")}
-    slowest = min(limits, key=limits.get)
-    result["slowest_raw_limit"] = slowest
-    result["e2e_ratio_to_slowest_raw"] = result["e2e_kafka_events_per_s"] / limits[slowest]
-    result["e2e_ratio_to_pg_batch"] = (result["e2e_kafka_events_per_s"]
-                                       / result["pg_batch_insert_rows_per_s"])
+    if "engine" not in skip:
+        log(f"plan engine on one core: {engine_n} events ...")
+        result.update(engine.run(engine_n, seed))
+    if "raw" not in skip:
+        limits = {k: result[k] for k in ("kafka_produce_msgs_per_s", "kafka_consume_msgs_per_s",
+                                         "pg_batch_insert_rows_per_s", "pg_copy_rows_per_s")}
+        slowest = min(limits, key=limits.get)
+        result["slowest_raw_limit"] = slowest
+        result["e2e_ratio_to_slowest_raw"] = result["e2e_kafka_events_per_s"] / limits[slowest]
+        result["e2e_ratio_to_pg_batch"] = (result["e2e_kafka_events_per_s"]
+                                           / result["pg_batch_insert_rows_per_s"])
+    result["profiles"] = str(log_dir) if profile else None
     peak = {}
     for name in ("ledger", "accrual", "gateway"):
         vals = [s[name] for s in result.get("rss_series_mib", []) if s.get(name)]
@@ -432,6 +484,10 @@ def table(r: dict[str, Any]) -> str:
                    f" (peak {r['rss_peak_mib'].get(n) or 0:.0f})"
                    for n in ("ledger", "accrual", "gateway")) if r.get("rss_end_mib") else "n/a"
     lines.append(f"RSS MiB start→end: {rss}")
+    for key, label in (("e2e_kafka_cpu_seconds", "Kafka ingest"), ("load_cpu_seconds", "read load")):
+        if r.get(key):
+            lines.append(f"CPU seconds during {label}: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in sorted(r[key].items(), key=lambda kv: -kv[1])))
     lines.append(f"quick={r['quick']} commit={r['commit']} machine={r['machine']['cores']} cores, "
                  f"{r['machine']['memory_gib']} GiB; postgres={r.get('postgres')}")
     return "\n".join(lines)
@@ -444,8 +500,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--keep-db", action="store_true", help="keep the run's database")
     ap.add_argument("--no-save", action="store_true", help="print only; write no results file")
+    ap.add_argument("--profile", action="store_true", default=os.environ.get("PROFILE", "") in
+                    ("1", "true", "yes"),
+                    help="sample the services with py-spy (pip install -e '.[bench]')")
+    ap.add_argument("--skip", default="", help="comma-separated phases to leave out: raw,load,engine")
     args = ap.parse_args(argv)
-    result = run(args.quick, args.seed, args.keep_db)
+    skip = frozenset(s for s in args.skip.split(",") if s)
+    result = run(args.quick, args.seed, args.keep_db, args.profile, skip)
+    if skip or args.profile:
+        args.no_save = True  # a partial or profiled run is not a result
     print()
     print(table(result))
     if not args.no_save:

@@ -38,6 +38,33 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU of a process (and of its reaped children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICK
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
 def wait_http(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -64,6 +91,7 @@ class Stack:
     _pg: EmbeddedPostgres | None = None
     _broker: TansuBroker | None = None
     postgres_kind: str = ""
+    postmaster: int = 0  # for CPU accounting when PostgreSQL runs on this machine
 
     @property
     def gateway(self) -> str:
@@ -87,6 +115,7 @@ class Stack:
         settings = Settings(database_url=self.database_url)
         asyncio.run(ensure_database(settings.async_database_url))
         migrate_sync(settings)
+        self.postmaster = asyncio.run(_postmaster(self.dsn))
         self._broker = TansuBroker()
         self.bootstrap = self._broker.start(log_path=log_dir / "tansu.log")
 
@@ -110,6 +139,17 @@ class Stack:
         for port in self.metrics_ports.values():
             wait_http(f"http://127.0.0.1:{port}/readyz")
         wait_http(f"{self.gateway}/readyz")
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far: each service, the broker, PostgreSQL (postmaster and backends)."""
+        out = {name: cpu_seconds(p.pid) for name, p in self.procs.items()}
+        if self._broker is not None and self._broker._proc is not None:
+            out["tansu"] = cpu_seconds(self._broker._proc.pid)
+        if self.postmaster:
+            out["postgres"] = cpu_seconds(self.postmaster, children=True) + sum(
+                cpu_seconds(c) for c in _children(self.postmaster))
+        out["bench"] = cpu_seconds(os.getpid())
+        return out
 
     def rss(self) -> dict[str, float | None]:
         return {name: rss_mib(p.pid) for name, p in self.procs.items()}
@@ -135,6 +175,22 @@ class Stack:
             asyncio.run(_drop(self.server_url, self.database))
         if self._pg is not None:
             self._pg.stop()
+
+
+async def _postmaster(dsn: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+    finally:
+        await conn.close()
+    try:
+        status = Path(f"/proc/{backend}/status").read_text()
+    except OSError:
+        return 0  # PostgreSQL on another machine (or namespace): not accounted
+    return next((int(line.split()[1]) for line in status.splitlines()
+                 if line.startswith("PPid:")), 0)
 
 
 async def _drop(server_url: str, name: str) -> None:

@@ -1,6 +1,7 @@
 """The accrual's batch handler: ledger entries -> plan engine -> postings and balances.
 
-Progress (accrual_applied), postings, balances and partner state commit in one
+Progress (accrual_applied), postings, balances, partner state, the payouts and
+disputes projections and the payout.requested outbox rows commit in one
 transaction, so a consumer killed at any instant neither loses nor doubles an
 entry; idempotency is keyed on entry_id, never on broker offsets.
 """
@@ -15,13 +16,14 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trailpay import metrics
-from trailpay.adapters import dead_letters
+from trailpay.adapters import dead_letters, payout_store
 from trailpay.adapters.db import raw
 from trailpay.adapters.dead_letters import DeadLetter
 from trailpay.adapters.plan_store import PlanCache, enrollment_at
 from trailpay.core.accrual import AccrualError, accrue, new_state, state_from_json, state_to_json
 from trailpay.core.attribution import entry_to_dict
 from trailpay.core.journal import LedgerEntry
+from trailpay.core.money import MoneyError
 from trailpay.core.plans import PlanError
 from trailpay.core.postings import COMPANY_ACCOUNT, PostingGroup
 
@@ -40,6 +42,7 @@ class ApplyReport:
     skipped: int = 0
     groups: list[PostingGroup] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    messages: int = 0  # payout.requested queued in the outbox
 
 
 def posting_rows(groups: list[PostingGroup]) -> list[tuple]:
@@ -101,9 +104,10 @@ async def _write(conn: AsyncConnection, groups: list[PostingGroup], states: dict
             [states[i][1] for i in ids])
 
 
-async def handle_batch(engine: AsyncEngine, plans: PlanCache,
-                       entries: list[LedgerEntry]) -> ApplyReport:
+async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[LedgerEntry],
+                       payouts_topic: str = "trailpay.payouts") -> ApplyReport:
     report = ApplyReport()
+    changes = payout_store.Changes()
     unique = list({e.entry_id: e for e in entries}.values())  # a redelivery may repeat one
     unique.sort(key=lambda e: e.journal_seq)
     async with engine.begin() as conn:
@@ -131,8 +135,8 @@ async def handle_batch(engine: AsyncEngine, plans: PlanCache,
             try:
                 enrollment = enrollment_at(enrollments.get(e.partner_id, []), e.journal_seq)
                 book = plans.book(enrollment.plan_id, e.journal_seq)
-                groups, state = accrue(state, e, book, enrollment)
-            except (AccrualError, PlanError, LookupError) as exc:
+                before, (groups, state) = state, accrue(state, e, book, enrollment)
+            except (AccrualError, PlanError, LookupError, MoneyError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc)
                 report.dead.append(DeadLetter(
                     stage="accrual", reason=f"not accrued: {reason}",
@@ -141,11 +145,14 @@ async def handle_batch(engine: AsyncEngine, plans: PlanCache,
                 dead_ids.append(e.entry_id)
                 continue
             states[e.partner_id] = state
+            if isinstance(e.fact, payout_store.PROJECTED):
+                changes.note(e, before, state, groups)
             touched.setdefault(e.partner_id, [state, 0])[1] += 1
             touched[e.partner_id][0] = state
             report.groups.extend(groups)
             report.applied += 1
         await _write(conn, report.groups, {p: (s, n) for p, (s, n) in touched.items()})
+        report.messages = await payout_store.write(conn, changes, payouts_topic)
         if dead_ids:
             await pg.execute("UPDATE accrual_applied SET outcome = 'dead_letter' "
                              "WHERE entry_id = ANY($1::text[])", dead_ids)

@@ -1,4 +1,5 @@
-"""Accrual service: trailpay.ledger -> plan engine -> postings, balances, partner state.
+"""Accrual service: trailpay.ledger -> plan engine -> postings, balances, partner state,
+payouts; payout.requested -> trailpay.payouts (after commit); the payout scheduler.
 
 Composition root only: settings, adapters and the loop are wired here.
 """
@@ -11,8 +12,9 @@ import logging
 import orjson
 from aiokafka import ConsumerRecord
 
+from services.accrual import scheduler
 from services.accrual.apply import handle_batch
-from trailpay.adapters import dead_letters, kafka
+from trailpay.adapters import dead_letters, kafka, outbox
 from trailpay.adapters.consume import consume
 from trailpay.adapters.db import create_engine, ping
 from trailpay.adapters.ops_server import ops_app, ops_server
@@ -32,10 +34,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     await producer.start()
     await consumer.start()
     plans = PlanCache()
+    wake = asyncio.Event()
 
     async def handle(records: list[ConsumerRecord]) -> None:
         entries = [entry_from_dict(orjson.loads(r.value)) for r in records]
-        report = await handle_batch(engine, plans, entries)
+        report = await handle_batch(engine, plans, entries, settings.topic_payouts)
+        if report.messages:
+            wake.set()
         if report.dead:
             await dead_letters.publish(producer, settings.topic_events_dlq, report.dead)
 
@@ -50,6 +55,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         await until_stopped(stop, [
             consume(consumer, settings.group_accrual, handle, stop, settings.consumer_poll_ms,
                     settings.consumer_batch_max),
+            outbox.run(engine, producer, outbox.MESSAGES, settings.topic_payouts,
+                       settings.outbox_batch_max, wake, stop),
+            scheduler.run(engine, producer, settings.topic_events, stop),
             server.serve(),
         ], on_stop=lambda: setattr(server, "should_exit", True))
     finally:

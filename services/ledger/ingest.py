@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trailpay import metrics
-from trailpay.adapters import dead_letters, journal_store
+from trailpay.adapters import dead_letters, journal_store, payout_store
 from trailpay.adapters.cloudevents import Envelope, EventRejected, decode_kafka
 from trailpay.adapters.db import raw
 from trailpay.adapters.dead_letters import DeadLetter
@@ -175,6 +175,9 @@ async def handle_batch(engine: AsyncEngine, batch: list[Inbound], ledger_topic: 
         decoded.append((msg, env))
 
     async with engine.begin() as conn:
+        # payout.confirmed / payout.failed belong to the partner of their payout.
+        decoded, refused = await payout_store.attribute_confirmations(conn, decoded)
+        report.dead.extend(_dead(m, reason, f, env) for m, env, reason, f in refused)
         known = await _known_partners(conn, {pid for _, e in decoded for _, pid in _named_partners(e)})
         by_stream: dict[str, list[tuple[Inbound, Envelope]]] = defaultdict(list)
         for msg, env in decoded:

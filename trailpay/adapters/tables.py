@@ -178,3 +178,53 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
 )
+
+payouts = Table(
+    "payouts", metadata,
+    Column("payout_id", Text, primary_key=True),
+    Column("run_id", Text, nullable=False),
+    Column("partner_id", Text, nullable=False),
+    Column("currency", CHAR(3), nullable=False),
+    Column("amount", Numeric(20, 6), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reference", Text),
+    Column("journal_seq", BigInteger, nullable=False),
+    Column("settled_seq", BigInteger),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("settled_at", DateTime(timezone=True)),
+)
+
+disputes = Table(
+    "disputes", metadata,
+    Column("dispute_id", Text, primary_key=True),
+    Column("partner_id", Text, nullable=False),
+    Column("posting_id", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("opened_by", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("opened_seq", BigInteger, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_seq", BigInteger),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolved_by", Text),
+    Column("adjustment", JSONB),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("topic", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("published", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+command_requests = Table(
+    "command_requests", metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -74,6 +74,27 @@ def require(scope: str):
     return check
 
 
+def require_unbound(scope: str, what: str):
+    """A scope that a partner-bound key may not use, whatever its scopes (ops and ERP work)."""
+    scoped = Depends(require(scope))  # a default, not an annotation: annotations are strings
+
+    async def check(principal: Principal = scoped) -> Principal:
+        if principal.partner_id is not None:
+            raise HTTPException(403, f"a partner-bound key cannot {what}")
+        return principal
+    return check
+
+
+async def dispute_opener(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """Ops (partners:write) open disputes for any partner; a partner-bound key with
+    statements:read opens them on its own statement lines."""
+    if principal.can("partners:write") or (principal.partner_id is not None
+                                           and principal.can("statements:read")):
+        return principal
+    raise HTTPException(403, "this key lacks the partners:write scope (or, bound to a partner, "
+                             "statements:read)")
+
+
 def visible_partner(principal: Principal, partner_id: str) -> None:
     """A partner-bound key asking for another partner gets 404, not 403."""
     if not principal.sees(partner_id):
@@ -88,3 +109,9 @@ EventsWriter = Annotated[Principal, Depends(require("events:write"))]
 PlansWriter = Annotated[Principal, Depends(require("plans:write"))]
 PartnersWriter = Annotated[Principal, Depends(require("partners:write"))]
 StatementsReader = Annotated[Principal, Depends(require("statements:read"))]
+PayablesReader = Annotated[Principal, Depends(require("payables:read"))]
+PayoutRunner = Annotated[Principal, Depends(require_unbound("payouts:write", "run payouts"))]
+PayoutsWriter = Annotated[Principal, Depends(require_unbound("payouts:write", "confirm payouts"))]
+DisputeOpener = Annotated[Principal, Depends(dispute_opener)]
+DisputeResolver = Annotated[Principal, Depends(require_unbound("partners:write",
+                                                               "resolve disputes"))]

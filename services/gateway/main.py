@@ -16,7 +16,9 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.gateway.problems import install_problem_handlers
-from services.gateway.routes import events, partners, plans
+from services.gateway.routes import (
+    disputes, events, partners, payables, payout_runs, payouts, plans, statements,
+)
 from trailpay import metrics
 from trailpay.adapters import kafka
 from trailpay.adapters.db import create_engine, ping
@@ -39,9 +41,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="trailpay", version="0.1.0", lifespan=lifespan,
                   description="Event-sourced partner commissions: intake, plans, partners, "
-                              "balances, statements.")
+                              "balances, statements, payout runs, payables, confirmations "
+                              "and disputes.")
     install_problem_handlers(app)
-    for module in (events, plans, partners):
+    for module in (events, plans, partners, statements, payout_runs, payables, payouts,
+                   disputes):
         app.include_router(module.router)
 
     @app.middleware("http")

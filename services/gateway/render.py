@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from trailpay.adapters.read_models import DisputeView, PayoutView
 from trailpay.core.money import round_money
 from trailpay.core.postings import BUCKETS
 from trailpay.core.statements import Balances, Statement
@@ -29,7 +31,29 @@ def balances_json(partner_id: str, as_of: date | None, b: Balances) -> dict[str,
             "balances": balance_list(b)}
 
 
-def statement_json(st: Statement) -> dict[str, Any]:
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def payout_json(p: PayoutView, *, payment: bool = False) -> dict[str, Any]:
+    out = {"payout_id": p.payout_id, "run_id": p.run_id, "partner_id": p.partner_id,
+           "currency": p.currency, "amount": amount(p.amount, p.currency),
+           "as_of": p.as_of.isoformat(), "status": p.status, "reference": p.reference,
+           "created_at": _when(p.created_at), "settled_at": _when(p.settled_at)}
+    if payment:
+        out["payment"] = p.payment
+    return out
+
+
+def dispute_json(d: DisputeView) -> dict[str, Any]:
+    return {"dispute_id": d.dispute_id, "partner_id": d.partner_id, "posting_id": d.posting_id,
+            "reason": d.reason, "opened_by": d.opened_by, "status": d.status,
+            "opened_at": _when(d.opened_at), "resolved_at": _when(d.resolved_at),
+            "resolved_by": d.resolved_by, "adjustment": d.adjustment}
+
+
+def statement_json(st: Statement, payouts: Sequence[PayoutView] = (),
+                   disputes: Sequence[DisputeView] = ()) -> dict[str, Any]:
     lines = []
     for ln in st.lines:
         leg = ln.leg
@@ -52,4 +76,6 @@ def statement_json(st: Statement) -> dict[str, Any]:
         })
     return {"partner_id": st.partner_id, "month": st.month,
             "opening": balance_list(st.opening), "lines": lines,
-            "closing": balance_list(st.closing)}
+            "closing": balance_list(st.closing),
+            "payouts": [payout_json(p) for p in payouts],
+            "disputes": [dispute_json(d) for d in disputes]}

@@ -1,9 +1,14 @@
-"""Queries behind the gateway's reads: balances and statements, straight from projections."""
+"""Queries behind the gateway's reads: balances, statements, payouts, payables and disputes,
+straight from projections."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trailpay.adapters.db import raw
@@ -57,3 +62,122 @@ async def statement(conn: AsyncConnection, partner_id: str, month: str) -> State
     opening = await _legs(pg, partner_id, None, start)
     lines = await _legs(pg, partner_id, start, _end_of(last))
     return build_statement(partner_id, month, opening, lines)
+
+
+# --- payouts, payables, disputes ------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PayoutView:
+    payout_id: str
+    run_id: str
+    partner_id: str
+    currency: str
+    amount: Decimal
+    as_of: date
+    status: str
+    reference: str | None
+    journal_seq: int
+    created_at: datetime
+    settled_at: datetime | None
+    payment: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeView:
+    dispute_id: str
+    partner_id: str
+    posting_id: str
+    reason: str
+    opened_by: str
+    status: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    adjustment: dict[str, Any] | None
+
+
+_PAYOUT_COLUMNS = ("o.payout_id, o.run_id, o.partner_id, o.currency, o.amount, o.as_of, o.status, "
+                   "o.reference, o.journal_seq, o.created_at, o.settled_at, p.payment::text")
+_PAYOUT_FROM = "payouts o LEFT JOIN partners p ON p.partner_id = o.partner_id"
+_DISPUTE_COLUMNS = ("dispute_id, partner_id, posting_id, reason, opened_by, status, opened_at, "
+                    "resolved_at, resolved_by, adjustment::text")
+
+
+def _payout(r: Any) -> PayoutView:
+    return PayoutView(*r[:11], payment=orjson.loads(r[11]) if r[11] else None)
+
+
+def _dispute(r: Any) -> DisputeView:
+    return DisputeView(*r[:9], adjustment=orjson.loads(r[9]) if r[9] else None)
+
+
+async def payout(conn: AsyncConnection, payout_id: str) -> PayoutView | None:
+    pg = await raw(conn)
+    row = await pg.fetchrow(f"SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM} "
+                            "WHERE o.payout_id = $1", payout_id)
+    return _payout(row) if row else None
+
+
+async def payables(conn: AsyncConnection, after: tuple[int, str] | None, limit: int,
+                   partner_id: str | None = None, currency: str | None = None
+                   ) -> list[PayoutView]:
+    """Payouts awaiting payment, in a stable order (the run entry's journal seq, then id)."""
+    pg = await raw(conn)
+    rows = await pg.fetch(
+        f"SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM} WHERE o.status = 'in_payout' "
+        "AND ($1::bigint IS NULL OR (o.journal_seq, o.payout_id) > ($1, $2::text)) "
+        "AND ($3::text IS NULL OR o.partner_id = $3) AND ($4::text IS NULL OR o.currency = $4) "
+        "ORDER BY o.journal_seq, o.payout_id LIMIT $5",
+        after[0] if after else None, after[1] if after else None, partner_id, currency, limit)
+    return [_payout(r) for r in rows]
+
+
+async def run_payouts(conn: AsyncConnection, run_id: str,
+                      partner_id: str | None = None) -> list[PayoutView]:
+    pg = await raw(conn)
+    rows = await pg.fetch(
+        f"SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM} WHERE o.run_id = $1 "
+        "AND ($2::text IS NULL OR o.partner_id = $2) ORDER BY o.journal_seq, o.payout_id",
+        run_id, partner_id)
+    return [_payout(r) for r in rows]
+
+
+async def posting_owner(conn: AsyncConnection, posting_id: str) -> str | None:
+    """The partner whose statement line (posting group) this is."""
+    pg = await raw(conn)
+    return await pg.fetchval("SELECT partner_id FROM postings WHERE group_id = $1 "
+                             "AND account <> $2 LIMIT 1", posting_id, COMPANY_ACCOUNT)
+
+
+async def dispute(conn: AsyncConnection, dispute_id: str) -> DisputeView | None:
+    pg = await raw(conn)
+    row = await pg.fetchrow(f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE dispute_id = $1",
+                            dispute_id)
+    return _dispute(row) if row else None
+
+
+async def disputes(conn: AsyncConnection, partner_id: str | None, status: str | None,
+                   limit: int = 500) -> list[DisputeView]:
+    pg = await raw(conn)
+    rows = await pg.fetch(
+        f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE ($1::text IS NULL OR partner_id = $1) "
+        "AND ($2::text IS NULL OR status = $2) ORDER BY opened_seq LIMIT $3",
+        partner_id, status, limit)
+    return [_dispute(r) for r in rows]
+
+
+async def statement_extras(conn: AsyncConnection, partner_id: str, month: str
+                           ) -> tuple[list[PayoutView], list[DisputeView]]:
+    """The month's payouts (by as_of) and the disputes opened or resolved in it."""
+    first, last = month_bounds(month)
+    start, end = datetime.combine(first, time.min, tzinfo=UTC), _end_of(last)
+    pg = await raw(conn)
+    payouts_ = await pg.fetch(
+        f"SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM} WHERE o.partner_id = $1 "
+        "AND o.as_of BETWEEN $2 AND $3 ORDER BY o.journal_seq, o.payout_id",
+        partner_id, first, last)
+    disputes_ = await pg.fetch(
+        f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE partner_id = $1 AND "
+        "((opened_at >= $2 AND opened_at < $3) OR (resolved_at >= $2 AND resolved_at < $3)) "
+        "ORDER BY opened_seq", partner_id, start, end)
+    return [_payout(r) for r in payouts_], [_dispute(r) for r in disputes_]

@@ -7,9 +7,22 @@ from fastapi.responses import ORJSONResponse
 
 from services.gateway.deps import EventsWriter, ProducerDep, SettingsDep
 from trailpay import metrics
-from trailpay.adapters.cloudevents import EventRejected, decode_http, encode_kafka
+from trailpay.adapters.cloudevents import Envelope, EventRejected, decode_http, encode_kafka
+from trailpay.core.facts import COMMAND_SOURCE, COMMAND_TYPES
 
 router = APIRouter(prefix="/v1", tags=["events"])
+
+
+def refuse_commands(envelopes: list[Envelope], batch: bool) -> None:
+    """trailpay's own commands (and its source) come only from its API, never from intake."""
+    for i, env in enumerate(envelopes):
+        at = f"[{i}]." if batch else ""
+        if env.type in COMMAND_TYPES:
+            raise EventRejected(f"{env.type} is a trailpay command: use POST /v1/payout-runs or "
+                                "/v1/disputes", f"{at}type", status=422)
+        if env.source == COMMAND_SOURCE:
+            raise EventRejected(f"source {COMMAND_SOURCE} is reserved for trailpay's own commands",
+                                f"{at}source", status=422)
 
 
 @router.post("/events", status_code=202, operation_id="postEvents",
@@ -19,6 +32,7 @@ async def post_events(request: Request, _: EventsWriter, producer: ProducerDep,
     body = await request.body()
     try:
         envelopes = decode_http(body, request.headers.get("content-type", ""), request.headers)
+        refuse_commands(envelopes, body.lstrip()[:1] == b"[")
     except EventRejected as exc:
         metrics.EVENTS_REJECTED.labels("http", "invalid").inc()
         raise exc from None

@@ -1,4 +1,4 @@
-"""Partners: enrolment (journaled), balances and statements."""
+"""Partners: enrolment (journaled) and balances (statements: routes/statements.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from datetime import date
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import ConnDep, PartnersWriter, StatementsReader, visible_partner
-from services.gateway.render import balances_json, statement_json
+from services.gateway.render import balances_json
 from trailpay.adapters import plan_store, read_models
 from trailpay.adapters.db import raw
 
@@ -68,14 +68,3 @@ async def get_balances(partner_id: str, principal: StatementsReader, conn: ConnD
     await _known(conn, principal, partner_id)
     b = await read_models.balances(conn, partner_id, as_of)
     return ORJSONResponse(balances_json(partner_id, as_of, b))
-
-
-@router.get("/{partner_id}/statements/{month}", operation_id="getStatement")
-async def get_statement(partner_id: str, month: str, principal: StatementsReader, conn: ConnDep,
-                        request: Request) -> ORJSONResponse:
-    await _known(conn, principal, partner_id)
-    try:
-        st = await read_models.statement(conn, partner_id, month)
-    except ValueError as exc:
-        raise HTTPException(422, f"month: {exc}") from None
-    return ORJSONResponse(statement_json(st))

@@ -18,6 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from trailpay.core.money import round_money
 from trailpay.core.postings import BUCKETS
 from trailpay.core.statements import month_bounds
 
@@ -67,6 +68,13 @@ def _money(text: str | None) -> str:
     return f"{d:,f}"
 
 
+def _base(text: str | None, currency: str) -> str:
+    """A line's base (a money amount, sent normalised) with the currency's minor-unit digits."""
+    if text is None:
+        return ""
+    return _money(f"{round_money(Decimal(text), currency):f}")
+
+
 def _pct(text: str | None) -> str:
     if text is None:
         return ""
@@ -81,7 +89,7 @@ def _label(text: str | None) -> str:
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("services.gateway", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(money=_money, pct=_pct, label=_label)
+    env.filters.update(money=_money, base=_base, pct=_pct, label=_label)
     return env
 
 
@@ -95,7 +103,7 @@ def _summary(doc: dict[str, Any]) -> list[dict[str, Any]]:
         rows = []
         for bucket in BUCKETS:
             o, c = start.get(bucket, "0"), closing[bucket]
-            rows.append({"bucket": bucket, "opening": start.get(bucket, f"{Decimal(c) * 0:f}"),
+            rows.append({"bucket": bucket, "opening": start.get(bucket, f"{abs(Decimal(c)) * 0:f}"),
                          "closing": c,
                          "change": f"{Decimal(c) - Decimal(o):f}"})
         out.append({"currency": cur, "rows": rows,

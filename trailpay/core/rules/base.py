@@ -37,6 +37,14 @@ def pct(rate: Decimal) -> str:
     return f"{(rate * 100).normalize():f}%"
 
 
+def volume_text(multiplier: Decimal, volume: Decimal, currency: str) -> str:
+    """The volume-tier clause of a sentence; empty when the multiplier changes nothing."""
+    if multiplier == 1:
+        return ""
+    return (f" × volume multiplier {multiplier.normalize():f} (your attributed active ARR "
+            f"{fmt(volume, currency)})")
+
+
 def amount_in(amounts: Amounts, currency: str, rule: Rule, what: str) -> Decimal:
     value = amounts.get(currency)
     if value is None:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from trailpay.core.money import Money, round_money
-from trailpay.core.rules.base import Context, fmt, pct
+from trailpay.core.rules.base import Context, fmt, pct, volume_text
 
 
 def on_expansion(ctx: Context, delta: Decimal, currency: str) -> None:
@@ -23,9 +23,7 @@ def on_expansion(ctx: Context, delta: Decimal, currency: str) -> None:
         if not amount:
             continue
         text = f"Expansion: {pct(rule.rate)} of added ARR {fmt(delta, currency)} {currency}"
-        if mult != 1:
-            text += (f" × volume multiplier {mult.normalize():f} (your attributed active ARR "
-                     f"{fmt(volume, currency)})")
+        text += volume_text(mult, volume, currency)
         text += f", your share {pct(share)}: {fmt(amount, currency)}"
         ctx.group(rule, "expansion", ctx.earn(Money(amount, currency)), text, base=delta,
                   rate=rule.rate, multiplier=mult, share=share, unrounded=unrounded)

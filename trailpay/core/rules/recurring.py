@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 from trailpay.core.money import Money, round_money
-from trailpay.core.rules.base import Context, fmt, pct
+from trailpay.core.rules.base import Context, fmt, pct, volume_text
 
 
 def tenure_year(start: date, period_start: date) -> int:
@@ -33,9 +33,7 @@ def on_renewal(ctx: Context, arr: Decimal, currency: str, period_start: date) ->
         if not amount:
             continue
         text = f"Renewal, tenure year {year}: {pct(rate)} of ARR {fmt(arr, currency)} {currency}"
-        if mult != 1:
-            text += (f" × volume multiplier {mult.normalize():f} (your attributed active ARR "
-                     f"{fmt(volume, currency)})")
+        text += volume_text(mult, volume, currency)
         text += f", your share {pct(share)}: {fmt(amount, currency)}"
         ctx.group(rule, "recurring", ctx.earn(Money(amount, currency)), text, base=arr, rate=rate,
                   multiplier=mult, share=share, unrounded=unrounded)

@@ -57,7 +57,7 @@ HANDLERS: dict[type, Callable[[Context, Any], None]] = {
     DealClosed: _deal,
     SubscriptionRenewed: lambda ctx, f: recurring.on_renewal(ctx, f.arr, f.currency, f.period_start),
     SubscriptionExpanded: lambda ctx, f: expansion.on_expansion(ctx, f.delta_arr, f.currency),
-    SubscriptionContracted: lambda ctx, f: expansion.on_contraction(ctx, f.delta_arr),
+    SubscriptionContracted: lambda ctx, f: expansion.on_contraction(ctx, f.delta_arr, f.currency),
     SubscriptionChurned: clawback.on_churn,
     RefundIssued: clawback.on_refund,
     UsageReported: usage.on_usage,

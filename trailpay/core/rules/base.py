@@ -88,6 +88,13 @@ class Context:
                                f"to partner {self.entry.partner_id}")
         return book
 
+    def same_currency(self, book: CustomerBook, currency: str, what: str) -> None:
+        """ARR lives in the contract's currency; a fact in another one would mix currencies."""
+        if currency != book.currency:
+            raise AccrualError(f"data.currency: {what} in {currency} but customer "
+                               f"{book.customer_id}'s contract is in {book.currency}; "
+                               "trailpay never converts money")
+
     def group(self, rule: Rule | str, kind: str, legs: list[Leg], sentence: str,
               customer: CustomerBook | None = None, **why: Decimal | None) -> PostingGroup:
         """Append a group; `customer` names the customer when it is not the entry's own."""

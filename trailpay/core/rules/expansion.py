@@ -14,6 +14,9 @@ from trailpay.core.rules.base import Context, fmt, pct, volume_text
 
 
 def on_expansion(ctx: Context, delta: Decimal, currency: str) -> None:
+    book = ctx.state.customers.get(ctx.entry.customer_id or "")
+    if book is not None:
+        ctx.same_currency(book, currency, "expansion")
     share = ctx.entry.share
     mult, volume = ctx.multiplier(currency)
     for rule in ctx.rules("expansion"):
@@ -27,13 +30,13 @@ def on_expansion(ctx: Context, delta: Decimal, currency: str) -> None:
         text += f", your share {pct(share)}: {fmt(amount, currency)}"
         ctx.group(rule, "expansion", ctx.earn(Money(amount, currency)), text, base=delta,
                   rate=rule.rate, multiplier=mult, share=share, unrounded=unrounded)
-    book = ctx.state.customers.get(ctx.entry.customer_id or "")
     if book is not None:
         ctx.state.customers[book.customer_id] = replace(book, arr=book.arr + delta)
 
 
-def on_contraction(ctx: Context, delta: Decimal) -> None:
+def on_contraction(ctx: Context, delta: Decimal, currency: str) -> None:
     """ARR lost: no posting, but the partner's volume (and so its tier) goes down."""
     book = ctx.state.customers.get(ctx.entry.customer_id or "")
     if book is not None:
+        ctx.same_currency(book, currency, "contraction")
         ctx.state.customers[book.customer_id] = replace(book, arr=max(book.arr - delta, delta * 0))

@@ -23,6 +23,7 @@ def tenure_year(start: date, period_start: date) -> int:
 
 def on_renewal(ctx: Context, arr: Decimal, currency: str, period_start: date) -> None:
     book = ctx.book()
+    ctx.same_currency(book, currency, "renewal")
     share = ctx.entry.share
     year = tenure_year(book.start_date, period_start)
     mult, volume = ctx.multiplier(currency)
@@ -37,4 +38,4 @@ def on_renewal(ctx: Context, arr: Decimal, currency: str, period_start: date) ->
         text += f", your share {pct(share)}: {fmt(amount, currency)}"
         ctx.group(rule, "recurring", ctx.earn(Money(amount, currency)), text, base=arr, rate=rate,
                   multiplier=mult, share=share, unrounded=unrounded)
-    ctx.state.customers[book.customer_id] = replace(book, arr=arr, currency=currency, active=True)
+    ctx.state.customers[book.customer_id] = replace(book, arr=arr, active=True)

@@ -7,7 +7,7 @@ finds its events in the journal and only re-acknowledges them.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -93,23 +93,37 @@ async def _load_customers(conn: AsyncConnection, ids: set[str]) -> dict[str, Cus
     return out
 
 
-async def _save_customer(conn: AsyncConnection, c: Customer, seq: int) -> None:
+async def _save_customers(conn: AsyncConnection, saved: dict[str, tuple[Customer, int]]) -> None:
+    """Upsert the customers a batch's deals defined or changed: one statement per batch."""
+    if not saved:
+        return
     pg = await raw(conn)
-    partners = orjson.dumps([{"partner_id": p.partner_id, "role": p.role, "share": str(p.share)}
-                             for p in c.partners]).decode()
+    ids = sorted(saved)
     await pg.execute(
         "INSERT INTO customers (customer_id, deal_id, currency, partners, journal_seq) "
-        "VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (customer_id) DO UPDATE SET "
-        "deal_id = EXCLUDED.deal_id, currency = EXCLUDED.currency, partners = EXCLUDED.partners, "
-        "journal_seq = EXCLUDED.journal_seq", c.customer_id, c.deal_id, c.currency, partners, seq)
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[]) "
+        "ON CONFLICT (customer_id) DO UPDATE SET deal_id = EXCLUDED.deal_id, "
+        "currency = EXCLUDED.currency, partners = EXCLUDED.partners, "
+        "journal_seq = EXCLUDED.journal_seq",
+        ids, [saved[i][0].deal_id for i in ids], [saved[i][0].currency for i in ids],
+        [orjson.dumps([{"partner_id": p.partner_id, "role": p.role, "share": str(p.share)}
+                       for p in saved[i][0].partners]).decode() for i in ids],
+        [saved[i][1] for i in ids])
 
 
-async def _unpark(conn: AsyncConnection, customer_id: str) -> list[tuple[int, Envelope]]:
+async def _unpark(conn: AsyncConnection, customer_ids: set[str]
+                  ) -> dict[str, list[tuple[int, Envelope]]]:
+    """Take the parked events of these customers out of `parked`: one statement per batch."""
+    if not customer_ids:
+        return {}
     pg = await raw(conn)
     rows = await pg.fetch(
-        "DELETE FROM parked p USING journal j WHERE p.customer_id = $1 AND j.seq = p.journal_seq "
-        "RETURNING j.seq, j.body", customer_id)
-    return sorted((r[0], decode_kafka(r[1].encode(), [])) for r in rows)
+        "DELETE FROM parked p USING journal j WHERE p.customer_id = ANY($1::text[]) "
+        "AND j.seq = p.journal_seq RETURNING p.customer_id, j.seq, j.body", sorted(customer_ids))
+    out: dict[str, list[tuple[int, Envelope]]] = defaultdict(list)
+    for r in rows:
+        out[r[0]].append((r[1], decode_kafka(r[2].encode(), [])))
+    return out
 
 
 async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry], topic: str) -> None:
@@ -141,6 +155,10 @@ async def _attribute(conn: AsyncConnection, appended: list[tuple[int, Envelope]]
         entries.extend(entries_for(seq, env.id, env.source, env.time, env.fact, shares,
                                    cust.deal_id if cust else None))
 
+    # Events parked by earlier batches for the customers whose deal is in this one.
+    parked_before = await _unpark(
+        conn, {e.fact.customer_id for _, e in appended if isinstance(e.fact, DealClosed)})
+    saved: dict[str, tuple[Customer, int]] = {}
     for seq, env in appended:
         attribute(seq, env)
         if isinstance(env.fact, DealClosed):
@@ -148,10 +166,11 @@ async def _attribute(conn: AsyncConnection, appended: list[tuple[int, Envelope]]
             after = customer_after(env.fact, customers.get(cid))
             if after is not None and after != customers.get(cid):
                 customers[cid] = after
-                await _save_customer(conn, after, seq)
-            waiting = await _unpark(conn, cid) + parked_now.pop(cid, [])
+                saved[cid] = (after, seq)
+            waiting = parked_before.pop(cid, []) + parked_now.pop(cid, [])
             for wseq, wenv in sorted(waiting, key=lambda t: t[0]):
                 attribute(wseq, wenv)
+    await _save_customers(conn, saved)
     if parked_now:
         pg = await raw(conn)
         rows = [(seq, cid) for cid, items in parked_now.items() for seq, _ in items]
@@ -171,8 +190,9 @@ async def handle_batch(engine: AsyncEngine, batch: list[Inbound], ledger_topic: 
             report.dead.append(_dead(msg, f"invalid: {exc.reason}", exc.field))
             metrics.EVENTS_REJECTED.labels("kafka", "invalid").inc()
             continue
-        metrics.EVENTS_RECEIVED.labels("kafka", env.type).inc()
         decoded.append((msg, env))
+    for type_, n in Counter(env.type for _, env in decoded).items():
+        metrics.EVENTS_RECEIVED.labels("kafka", type_).inc(n)
 
     async with engine.begin() as conn:
         # payout.confirmed / payout.failed belong to the partner of their payout.
@@ -195,7 +215,7 @@ async def handle_batch(engine: AsyncEngine, batch: list[Inbound], ledger_topic: 
             conflicting = {(r.source, r.event_id, r.hash) for r in result.conflicts}
             fresh = {a.record.body: a.seq for a in result.appended}
             for msg, env in items:
-                if (env.source, env.id, to_record(env).hash) in conflicting:
+                if conflicting and (env.source, env.id, to_record(env).hash) in conflicting:
                     report.dead.append(_dead(
                         msg, "conflict: an event with this source and id was journaled with a "
                         "different body", "id", env))
@@ -209,7 +229,7 @@ async def handle_batch(engine: AsyncEngine, batch: list[Inbound], ledger_topic: 
         await dead_letters.record(conn, report.dead)
 
     metrics.JOURNAL_DUPLICATES.inc(report.duplicates)
-    for _, env in appended:
-        metrics.JOURNAL_APPENDS.labels(env.type).inc()
-        metrics.EVENTS_ACCEPTED.labels("kafka", env.type).inc()
+    for type_, n in Counter(env.type for _, env in appended).items():
+        metrics.JOURNAL_APPENDS.labels(type_).inc(n)
+        metrics.EVENTS_ACCEPTED.labels("kafka", type_).inc(n)
     return report

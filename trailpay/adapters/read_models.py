@@ -55,11 +55,29 @@ async def _legs(pg, partner_id: str, start: datetime | None, end: datetime) -> l
     return [LegRow(*r) for r in rows]
 
 
+async def _opening(pg, partner_id: str, first: date, last: date, start: datetime) -> list[LegRow]:
+    """The legs before the month as build_statement needs them, without reading every one:
+    sums per (currency, bucket, available_on) give the same opening balances; only pending
+    legs whose hold ends inside the month are read one by one (each makes a "hold ended"
+    line). A partner with years of history costs a few rows instead of all its legs."""
+    sums = await pg.fetch(
+        "SELECT currency, bucket, available_on, sum(amount) FROM postings "
+        "WHERE partner_id = $1 AND account <> $2 AND effective_at < $3 "
+        "AND NOT (bucket = 'pending' AND available_on BETWEEN $4 AND $5) "
+        "GROUP BY currency, bucket, available_on", partner_id, COMPANY_ACCOUNT, start, first, last)
+    rows = [LegRow(start, r[0], r[1], r[3], r[2]) for r in sums]
+    held = await pg.fetch(
+        f"SELECT {LEG_COLUMNS} FROM postings WHERE partner_id = $1 AND account <> $2 "
+        "AND effective_at < $3 AND bucket = 'pending' AND available_on BETWEEN $4 AND $5 "
+        "ORDER BY effective_at, group_id, leg", partner_id, COMPANY_ACCOUNT, start, first, last)
+    return rows + [LegRow(*r) for r in held]
+
+
 async def statement(conn: AsyncConnection, partner_id: str, month: str) -> Statement:
     first, last = month_bounds(month)
     start = datetime.combine(first, time.min, tzinfo=UTC)
     pg = await raw(conn)
-    opening = await _legs(pg, partner_id, None, start)
+    opening = await _opening(pg, partner_id, first, last, start)
     lines = await _legs(pg, partner_id, start, _end_of(last))
     return build_statement(partner_id, month, opening, lines)
 

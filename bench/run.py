@@ -340,7 +340,8 @@ class Profilers:
 
 
 def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
-        skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+        skip: frozenset[str] = frozenset(), service_env: dict[str, str] | None = None
+        ) -> dict[str, Any]:
     partners, customers, k_events, h_events, load_s, engine_n = SIZES["quick" if quick else "full"]
     commit, dirty = _commit()
     result: dict[str, Any] = {"quick": quick, "commit": commit, "dirty": dirty, "seed": seed,
@@ -355,7 +356,8 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
                            "kafka_events": len(prog.kafka), "http_events": len(prog.http),
                            "by_type": prog.counts, "generate_seconds": time.perf_counter() - t}
     log(f"programme: {len(prog.kafka)} Kafka + {len(prog.http)} HTTP events from seed {seed}")
-    stack = Stack()
+    stack = Stack(env_extra=dict(service_env or {}))
+    result["service_env"] = stack.env_extra
     stack.start_infra(log_dir)
     result["postgres"] = stack.postgres_kind
     try:
@@ -504,10 +506,13 @@ def main(argv: list[str] | None = None) -> int:
                     ("1", "true", "yes"),
                     help="sample the services with py-spy (pip install -e '.[bench]')")
     ap.add_argument("--skip", default="", help="comma-separated phases to leave out: raw,load,engine")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra environment for the services (a tuning experiment)")
     args = ap.parse_args(argv)
     skip = frozenset(s for s in args.skip.split(",") if s)
-    result = run(args.quick, args.seed, args.keep_db, args.profile, skip)
-    if skip or args.profile:
+    service_env = dict(e.split("=", 1) for e in args.env)
+    result = run(args.quick, args.seed, args.keep_db, args.profile, skip, service_env)
+    if skip or args.profile or service_env:
         args.no_save = True  # a partial or profiled run is not a result
     print()
     print(table(result))

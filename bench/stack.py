@@ -181,14 +181,13 @@ async def _postmaster(dsn: str) -> int:
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
-    try:
+    try:  # read while the backend lives: it exits with the connection
         backend = await conn.fetchval("SELECT pg_backend_pid()")
-    finally:
-        await conn.close()
-    try:
         status = Path(f"/proc/{backend}/status").read_text()
     except OSError:
         return 0  # PostgreSQL on another machine (or namespace): not accounted
+    finally:
+        await conn.close()
     return next((int(line.split()[1]) for line in status.splitlines()
                  if line.startswith("PPid:")), 0)
 

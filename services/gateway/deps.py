@@ -104,7 +104,9 @@ def visible_partner(principal: Principal, partner_id: str) -> None:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
-ConnDep = Annotated[AsyncConnection, Depends(get_conn)]
+# scope="function": the transaction commits before the response is sent, so an answer
+# (201, 202) is never ahead of what it reports; a failed commit is an error, not a success.
+ConnDep = Annotated[AsyncConnection, Depends(get_conn, scope="function")]
 EventsWriter = Annotated[Principal, Depends(require("events:write"))]
 PlansWriter = Annotated[Principal, Depends(require("plans:write"))]
 PartnersWriter = Annotated[Principal, Depends(require("partners:write"))]

@@ -1,0 +1,68 @@
+"""The shape both consumer services share: ops endpoints, broker and database, the loops.
+
+The ops server starts first, so /healthz answers while the consumer is still joining
+its group (a slow join is not a dead process); /readyz says ready only once the
+database and the broker both answer. Each service supplies its batch handler and any
+extra loops (outbox publishers, the payout scheduler) through `wire`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from trailpay.adapters import kafka
+from trailpay.adapters.consume import Handler, consume
+from trailpay.adapters.db import create_engine, ping
+from trailpay.adapters.ops_server import ops_app, ops_server
+from trailpay.adapters.supervise import until_stopped
+from trailpay.settings import Settings
+
+Wire = Callable[[AsyncEngine, AIOKafkaProducer], tuple[Handler, list[Coroutine[Any, Any, Any]]]]
+
+
+async def _join(task: Awaitable[Any]) -> None:
+    await task
+
+
+async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name: str, topic: str,
+                               group: str, default_port: int, wire: Wire) -> None:
+    log = logging.getLogger(f"trailpay.{name}")
+    engine = create_engine(settings)
+    producer = kafka.producer(settings)
+    started = asyncio.Event()
+
+    async def ready() -> dict[str, bool]:
+        return {"database": await ping(engine),
+                "broker": started.is_set() and await kafka.ping(producer, topic)}
+
+    server = ops_server(ops_app(name, ready), settings.gateway_host,
+                        settings.metrics_port or default_port)
+    serving = asyncio.create_task(server.serve())
+    consumer = None
+    try:
+        await kafka.ensure_topics(settings)
+        await producer.start()
+        consumer = kafka.consumer(settings, topic, group)
+        await consumer.start()
+        started.set()
+        handle, loops = wire(engine, producer)
+        log.info("%s consuming %s as %s", name, topic, group)
+        await until_stopped(stop, [
+            consume(consumer, group, handle, stop, settings.consumer_poll_ms,
+                    settings.consumer_batch_max),
+            *loops,
+            _join(serving),
+        ], on_stop=lambda: setattr(server, "should_exit", True))
+    finally:
+        server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
+        if consumer is not None:
+            await consumer.stop()
+        await producer.stop()
+        await engine.dispose()

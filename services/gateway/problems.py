@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.gateway.render import JSONBody
 from trailpay.adapters.cloudevents import EventRejected
 from trailpay.core.facts import FactError
 from trailpay.core.money import MoneyError
@@ -34,11 +35,8 @@ log = logging.getLogger(__name__)
 _FIELD_PREFIX = re.compile(r"^(\S+): (.+)$", re.DOTALL)
 
 
-class ProblemResponse(Response):
+class ProblemResponse(JSONBody):
     media_type = MEDIA_TYPE
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 def _title(status: int) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 
+from services.gateway.render import JSONBody
 from services.gateway.deps import EventsWriter, ProducerDep, SettingsDep
 from trailpay import metrics
 from trailpay.adapters.cloudevents import Envelope, EventRejected, decode_http, encode_kafka
@@ -28,7 +28,7 @@ def refuse_commands(envelopes: list[Envelope], batch: bool) -> None:
 @router.post("/events", status_code=202, operation_id="postEvents",
              summary="Submit CloudEvents (single, binary mode or batch)")
 async def post_events(request: Request, _: EventsWriter, producer: ProducerDep,
-                      settings: SettingsDep) -> ORJSONResponse:
+                      settings: SettingsDep) -> JSONBody:
     body = await request.body()
     try:
         envelopes = decode_http(body, request.headers.get("content-type", ""), request.headers)
@@ -45,6 +45,6 @@ async def post_events(request: Request, _: EventsWriter, producer: ProducerDep,
         await f
     for env in envelopes:
         metrics.EVENTS_ACCEPTED.labels("http", env.type).inc()
-    return ORJSONResponse(
+    return JSONBody(
         {"accepted": len(envelopes), "ids": [{"source": e.source, "id": e.id} for e in envelopes]},
         status_code=202)

@@ -7,11 +7,10 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Response
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import ConnDep, PartnersWriter, StatementsReader, visible_partner
-from services.gateway.render import balances_json
+from services.gateway.render import JSONBody, balances_json
 from trailpay.adapters import plan_store, read_models
 from trailpay.adapters.db import raw
 
@@ -64,7 +63,7 @@ async def _known(conn: ConnDep, principal, partner_id: str) -> None:
 
 @router.get("/{partner_id}/balances", operation_id="getBalances")
 async def get_balances(partner_id: str, principal: StatementsReader, conn: ConnDep,
-                       as_of: date | None = None) -> ORJSONResponse:
+                       as_of: date | None = None) -> JSONBody:
     await _known(conn, principal, partner_id)
     b = await read_models.balances(conn, partner_id, as_of)
-    return ORJSONResponse(balances_json(partner_id, as_of, b))
+    return JSONBody(balances_json(partner_id, as_of, b))

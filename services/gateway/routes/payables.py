@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import ORJSONResponse
 
 from services.gateway.deps import ConnDep, PayablesReader, visible_partner
-from services.gateway.render import payout_json
+from services.gateway.render import JSONBody, payout_json
 from trailpay.adapters import read_models
 
 router = APIRouter(prefix="/v1/payables", tags=["payouts"])
@@ -38,7 +37,7 @@ async def list_payables(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     partner_id: str | None = None,
     currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None,
-) -> ORJSONResponse:
+) -> JSONBody:
     if partner_id is not None:
         visible_partner(principal, partner_id)
     partner_id = partner_id or principal.partner_id
@@ -47,5 +46,5 @@ async def list_payables(
     page = rows[:limit]
     items: list[dict[str, Any]] = [payout_json(p, payment=True) for p in page]
     more = len(rows) > limit
-    return ORJSONResponse({"items": items, "next_cursor": encode_cursor(
+    return JSONBody({"items": items, "next_cursor": encode_cursor(
         page[-1].journal_seq, page[-1].payout_id) if more else None})

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, ORJSONResponse
+from fastapi.responses import HTMLResponse
 
 from services.gateway.deps import ConnDep, StatementsReader, visible_partner
-from services.gateway.render import statement_json
+from services.gateway.render import JSONBody, statement_json
 from services.gateway.statement_formats import statement_csv, statement_html
 from trailpay.adapters import read_models
 
@@ -58,4 +58,4 @@ async def get_statement(partner_id: str, month: str, principal: StatementsReader
                                  "Vary": "Accept"})
     if kind == HTML:
         return HTMLResponse(statement_html(doc), headers={"Vary": "Accept"})
-    return ORJSONResponse(doc, headers={"Vary": "Accept"})
+    return JSONBody(doc, headers={"Vary": "Accept"})

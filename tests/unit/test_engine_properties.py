@@ -175,6 +175,9 @@ def test_replay_equals_live_even_through_stored_json_state(programme):
     assert live == replayed
     assert {p: state_to_json(s) for p, s in live_states.items()} == \
            {p: state_to_json(s) for p, s in replay_states.items()}
+    for s in live_states.values():  # the derived vesting index agrees with the books
+        assert s.vesting_due == {c: b.vest_deadline for c, b in s.customers.items()
+                                 if b.held and b.vest_deadline is not None}
 
 
 @PROPS

@@ -39,9 +39,9 @@ def _deal(ctx: Context, fact: DealClosed) -> None:
         return
     if fact.customer_id not in ctx.state.customers:
         # A partner first attached to this customer by a renewal or expansion deal.
-        ctx.state.customers[fact.customer_id] = CustomerBook(
+        ctx.state.put(CustomerBook(
             fact.customer_id, fact.deal_id, fact.currency, ctx.entry.share, fact.start_date,
-            fact.term_months, fact.acv * 0)
+            fact.term_months, fact.acv * 0))
     if fact.kind == "expansion":
         expansion.on_expansion(ctx, fact.acv, fact.currency)
     else:

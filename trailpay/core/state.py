@@ -71,6 +71,17 @@ class PartnerState:
     # entries dated after a run's as_of may be applied before the run, and the run must pay
     # the balance as of its own date, exactly as the statement shows it.
     payable_changes: dict[str, dict[date, Decimal]] = field(default_factory=dict)
+    # Derived index (not stored): customers with held money -> their vesting deadline, so
+    # the forfeit check at every entry looks at those few, not at every customer.
+    vesting_due: dict[str, date] = field(default_factory=dict)
+
+    def put(self, book: CustomerBook) -> None:
+        """Store a customer's book; the only way books change, so the index stays true."""
+        self.customers[book.customer_id] = book
+        if book.held and book.vest_deadline is not None:
+            self.vesting_due[book.customer_id] = book.vest_deadline
+        else:
+            self.vesting_due.pop(book.customer_id, None)
 
     def copy(self) -> PartnerState:
         """A copy safe to change: containers are new, immutable members shared."""
@@ -79,7 +90,7 @@ class PartnerState:
             {c: dict(lots) for c, lots in self.pending.items()}, dict(self.payable),
             dict(self.comarketing), {k: replace(p) for k, p in self.payouts.items()},
             self.last_run, dict(self.disputes),
-            {c: dict(days) for c, days in self.payable_changes.items()})
+            {c: dict(days) for c, days in self.payable_changes.items()}, dict(self.vesting_due))
 
     def add_payable(self, currency: str, day: date, amount: Decimal) -> None:
         """Change the payable balance, effective on `day`."""
@@ -183,7 +194,7 @@ def state_to_json(s: PartnerState) -> dict[str, Any]:
 
 
 def state_from_json(d: dict[str, Any]) -> PartnerState:
-    return PartnerState(
+    state = PartnerState(
         partner_id=d["partner_id"],
         customers={k: _book_from(b) for k, b in d.get("customers", {}).items()},
         pending={c: {date.fromisoformat(k): Decimal(a) for k, a in lots.items()}
@@ -197,3 +208,7 @@ def state_from_json(d: dict[str, Any]) -> PartnerState:
         payable_changes={c: {date.fromisoformat(k): Decimal(a) for k, a in days.items()}
                          for c, days in d.get("payable_changes", {}).items()},
     )
+    for book in state.customers.values():
+        if book.held and book.vest_deadline is not None:
+            state.vesting_due[book.customer_id] = book.vest_deadline
+    return state

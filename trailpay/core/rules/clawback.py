@@ -65,7 +65,7 @@ def on_churn(ctx: Context, fact: SubscriptionChurned) -> None:
             book = _claw(ctx, book, amount, text, base=base, rate=fraction, unrounded=unrounded)
     if book.held:
         book = _forfeit_on_churn(ctx, book, fact)
-    ctx.state.customers[fact.customer_id] = replace(book, active=False, arr=book.arr * 0)
+    ctx.state.put(replace(book, active=False, arr=book.arr * 0))
 
 
 def _forfeit_on_churn(ctx: Context, book: CustomerBook, fact: SubscriptionChurned) -> CustomerBook:
@@ -93,5 +93,5 @@ def on_refund(ctx: Context, fact: RefundIssued) -> None:
         return
     text = (f"Refund {fact.invoice_id} of {fmt(fact.amount, cur)} {cur} inside the clawback window: "
             f"{pct(rate)} upfront rate, your share {pct(share)}: {fmt(amount, cur)} clawed back")
-    ctx.state.customers[fact.customer_id] = _claw(ctx, book, amount, text, base=fact.amount,
-                                                  rate=rate, share=share, unrounded=unrounded)
+    ctx.state.put(_claw(ctx, book, amount, text, base=fact.amount,
+                                                  rate=rate, share=share, unrounded=unrounded))

@@ -39,5 +39,5 @@ def on_milestone(ctx: Context, fact: MilestoneAchieved) -> None:
                   unrounded=unrounded)
         paid = True
     if paid:
-        ctx.state.customers[book.customer_id] = replace(
-            book, milestones=(*book.milestones, fact.milestone))
+        ctx.state.put(replace(
+            book, milestones=(*book.milestones, fact.milestone)))

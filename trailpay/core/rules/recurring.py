@@ -38,4 +38,4 @@ def on_renewal(ctx: Context, arr: Decimal, currency: str, period_start: date) ->
         text += f", your share {pct(share)}: {fmt(amount, currency)}"
         ctx.group(rule, "recurring", ctx.earn(Money(amount, currency)), text, base=arr, rate=rate,
                   multiplier=mult, share=share, unrounded=unrounded)
-    ctx.state.customers[book.customer_id] = replace(book, arr=arr, active=True)
+    ctx.state.put(replace(book, arr=arr, active=True))

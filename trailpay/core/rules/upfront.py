@@ -55,4 +55,4 @@ def on_new_deal(ctx: Context, fact: DealClosed) -> None:
                   rate=rule.rate, share=share, unrounded=unrounded)
         book = replace(book, upfront_rule=rule.id, upfront_rate=rule.rate,
                        earned=book.earned + amount, held=book.held + held)
-    ctx.state.customers[fact.customer_id] = book
+    ctx.state.put(book)

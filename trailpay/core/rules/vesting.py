@@ -20,14 +20,13 @@ from trailpay.core.state import CustomerBook
 
 def forfeit_expired(ctx: Context) -> None:
     """Forfeit held money whose deadline passed before this entry's date."""
-    for cid in sorted(ctx.state.customers):
+    due = sorted(c for c, deadline in ctx.state.vesting_due.items() if deadline < ctx.day)
+    for cid in due:
         book = ctx.state.customers[cid]
-        if not book.held or book.vest_deadline is None or ctx.day <= book.vest_deadline:
-            continue
         text = (f"Held {fmt(book.held, book.currency)} {book.currency} of the upfront commission "
                 f"on customer {cid} forfeited: {milestones_text(book.release_on)} was not "
                 f"achieved by {book.vest_deadline.isoformat()}")
-        ctx.state.customers[cid] = forfeit(ctx, book, text)
+        ctx.state.put(forfeit(ctx, book, text))
 
 
 def forfeit(ctx: Context, book: CustomerBook, text: str) -> CustomerBook:
@@ -50,4 +49,4 @@ def release(ctx: Context, fact: MilestoneAchieved) -> None:
             f"held {fmt(held, cur)} {cur} of the upfront commission released, payable now")
     ctx.group(book.upfront_rule or "vesting", "vesting",
               [Leg(ctx.partner, "held", Money(-held, cur)), ctx.pay_now(Money(held, cur))], text)
-    ctx.state.customers[fact.customer_id] = replace(book, held=held * 0)
+    ctx.state.put(replace(book, held=held * 0))

@@ -124,7 +124,7 @@ async def stack(settings: Settings, ops_ports: dict[str, int]) -> AsyncIterator[
         asyncio.create_task(run_gateway(settings, stop)),
     ]
     url = f"http://127.0.0.1:{settings.gateway_port}"
-    await asyncio.to_thread(wait_ready, f"{url}/readyz", 60.0)
+    await asyncio.to_thread(wait_ready, f"{url}/readyz", 60)
     yield url
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 
@@ -20,16 +22,16 @@ OFFERS = {JSON: JSON, "application/*": JSON, CSV: CSV, HTML: HTML, "application/
 
 def negotiate(accept: str) -> str:
     """The named format with the highest q (the first on a tie); JSON for */* or nothing."""
-    best, best_q = JSON, 0.0
+    best, best_q = JSON, Decimal(0)
     for part in accept.split(","):
         media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
+        q = Decimal(1)
         for param in params:
             if param.startswith("q="):
                 try:
-                    q = float(param[2:])
-                except ValueError:
-                    q = 0.0
+                    q = Decimal(param[2:])
+                except ArithmeticError:  # decimal.InvalidOperation
+                    q = Decimal(0)
         offer = OFFERS.get(media.lower())
         if offer is not None and q > best_q:
             best, best_q = offer, q

@@ -4,10 +4,7 @@ Revision ID: 0001
 Revises:
 """
 
-from pathlib import Path
-
-from alembic import op
-from sqlalchemy.util import await_only
+from trailpay.migrations.sql import run_sql_beside
 
 revision = "0001"
 down_revision = None
@@ -16,10 +13,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    sql = (Path(__file__).with_suffix(".sql")).read_text()
-    # asyncpg runs a multi-statement script only through its simple-query path.
-    raw = op.get_bind().connection.driver_connection
-    await_only(raw.execute(sql))
+    run_sql_beside(__file__)
 
 
 def downgrade() -> None:

@@ -4,10 +4,8 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from pathlib import Path
-
 from alembic import op
-from sqlalchemy.util import await_only
+from trailpay.migrations.sql import run_sql_beside
 
 revision = "0002"
 down_revision = "0001"
@@ -16,8 +14,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    raw = op.get_bind().connection.driver_connection
-    await_only(raw.execute(Path(__file__).with_suffix(".sql").read_text()))
+    run_sql_beside(__file__)
 
 
 def downgrade() -> None:

@@ -85,6 +85,7 @@ def statement_json(st: Statement, payouts: Sequence[PayoutView] = (),
             "rate": _opt(leg.rate) if leg else None,
             "multiplier": _opt(leg.multiplier) if leg else None,
             "share": _opt(leg.share) if leg else None,
+            "unrounded": _opt(leg.unrounded) if leg else None,
         })
     return {"partner_id": st.partner_id, "month": st.month,
             "opening": balance_list(st.opening), "lines": lines,

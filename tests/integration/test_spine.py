@@ -46,7 +46,7 @@ async def test_deal_over_http_becomes_commission_on_balances_and_statement(clien
     assert len(commission) == 1
     line = commission[0]
     assert line["amount"] == "7200.00" and line["share"] == "0.6" and line["rule_kind"] == "upfront"
-    assert line["base"] == "100000" and line["rate"] == "0.2"
+    assert line["base"] == "100000" and line["rate"] == "0.2" and line["unrounded"] == "7200"
     assert "12,000.00" in line["explanation"] and "60%" in line["explanation"]
     assert st["opening"] == [] and st["closing"][0]["pending"] == "7200.00"
     march = (await client.get(f"/v1/partners/{p1}/statements/2026-03")).json()

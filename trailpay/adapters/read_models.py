@@ -19,7 +19,7 @@ from trailpay.core.statements import (
 
 LEG_COLUMNS = ("effective_at, currency, bucket, amount, available_on, group_id, event_id, "
                "event_type, customer_id, deal_id, rule_id, rule_kind, plan_id, plan_version, "
-               "base, rate, multiplier, share, explanation")
+               "base, rate, multiplier, share, explanation, unrounded")
 
 
 def _end_of(day: date) -> datetime:

@@ -40,6 +40,7 @@ class LegRow:
     multiplier: Decimal | None = None
     share: Decimal | None = None
     explanation: str = ""
+    unrounded: Decimal | None = None  # the exact amount before rounding to the minor unit
 
 
 def bucket_on(bucket: str, available_on: date | None, as_of: date) -> str:

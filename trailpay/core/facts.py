@@ -231,33 +231,56 @@ COMMAND_TYPES = frozenset({PayoutRunRequested.type, DisputeOpened.type, DisputeR
 MONEY_FIELDS = frozenset({"acv", "tcv", "arr", "delta_arr", "revenue", "amount", "spend"})
 
 
-def _convert(name: str, hint: Any, value: Any) -> Any:
-    if hint in (Decimal, "Decimal", Decimal | None, "Decimal | None"):
-        if value is None:
-            return None
-        if name in MONEY_FIELDS and not isinstance(value, str):
-            raise FactError(name, "money must be a decimal string such as \"1234.50\"")
-        if isinstance(value, float):
-            raise FactError(name, "must be a decimal string or integer, not a float")
-        try:
-            return parse_decimal(value)
-        except ValueError as exc:
-            raise FactError(name, str(exc)) from None
-    if hint in (date, "date"):
-        try:
-            return date.fromisoformat(value)
-        except (TypeError, ValueError):
-            raise FactError(name, f"not an ISO date (YYYY-MM-DD): {value!r}") from None
-    if hint in (int, "int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FactError(name, "must be an integer")
-        return value
-    if name == "partners":
-        return tuple(
-            PartnerShare(p["partner_id"], p["role"], _convert("share", Decimal, p["share"]))
-            for p in value
-        )
+def _to_decimal(name: str, value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if name in MONEY_FIELDS and not isinstance(value, str):
+        raise FactError(name, "money must be a decimal string such as \"1234.50\"")
+    if isinstance(value, float):
+        raise FactError(name, "must be a decimal string or integer, not a float")
+    try:
+        return parse_decimal(value)
+    except ValueError as exc:
+        raise FactError(name, str(exc)) from None
+
+
+def _to_date(name: str, value: Any) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise FactError(name, f"not an ISO date (YYYY-MM-DD): {value!r}") from None
+
+
+def _to_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FactError(name, "must be an integer")
     return value
+
+
+def _to_partners(name: str, value: Any) -> tuple[PartnerShare, ...]:
+    return tuple(PartnerShare(p["partner_id"], p["role"], _to_decimal("share", p["share"]))
+                 for p in value)
+
+
+_DECIMAL_HINTS = (Decimal, "Decimal", Decimal | None, "Decimal | None")
+
+
+def _converter(name: str, hint: Any) -> Any:
+    """The conversion for a field, or None when the JSON value is used as it is."""
+    if hint in _DECIMAL_HINTS:
+        return _to_decimal
+    if hint in (date, "date"):
+        return _to_date
+    if hint in (int, "int"):
+        return _to_int
+    if name == "partners":
+        return _to_partners
+    return None
+
+
+def _convert(name: str, hint: Any, value: Any) -> Any:
+    conv = _converter(name, hint)
+    return value if conv is None else conv(name, value)
 
 
 @cache
@@ -267,15 +290,22 @@ def _hints(cls: type[Fact]) -> tuple[tuple[str, Any], ...]:
     return tuple((f.name, hints[f.name]) for f in fields(cls))
 
 
+@cache
+def _plan(cls: type[Fact]) -> tuple[tuple[str, Any], ...]:
+    """(field, converter or None) per fact class, decided once instead of per value."""
+    return tuple((name, _converter(name, hint)) for name, hint in _hints(cls))
+
+
 def fact_from_data(event_type: str, data: Mapping[str, Any]) -> Fact:
     """Build the fact for a CloudEvents `type` from its (schema-valid) `data`."""
     cls = FACT_TYPES.get(event_type)
     if cls is None:
         raise FactError("type", f"unknown event type {event_type!r}")
     kwargs = {}
-    for name, hint in _hints(cls):
+    for name, conv in _plan(cls):
         if name in data:
-            kwargs[name] = _convert(name, hint, data[name])
+            value = data[name]
+            kwargs[name] = value if conv is None else conv(name, value)
     try:
         fact = cls(**kwargs)
     except TypeError as exc:
@@ -287,16 +317,21 @@ def fact_from_data(event_type: str, data: Mapping[str, Any]) -> Fact:
     return fact
 
 
+@cache
+def _names(cls: type[Fact]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def fact_to_data(fact: Fact) -> dict[str, Any]:
     """The JSON-ready `data` of a fact (Decimals and dates as strings)."""
     out: dict[str, Any] = {}
-    for f in fields(fact):
-        v = getattr(fact, f.name)
+    for name in _names(type(fact)):
+        v = getattr(fact, name)
         if isinstance(v, Decimal):
             v = str(v)
         elif isinstance(v, date):
             v = v.isoformat()
-        elif f.name == "partners":
+        elif name == "partners":
             v = [{"partner_id": p.partner_id, "role": p.role, "share": str(p.share)} for p in v]
-        out[f.name] = v
+        out[name] = v
     return out

@@ -243,6 +243,12 @@ async def check_and_rebuild(stack: Stack, prog: Programme) -> dict[str, Any]:
             "SELECT source, event_id, seq FROM journal WHERE stream <> 'gateway'")}
         dead = await pg.fetchval("SELECT count(*) FROM dead_letters")
         parked = await pg.fetchval("SELECT count(*) FROM parked")
+        # What the pipeline writes per event: the floor under any end-to-end rate.
+        rows = {t: await pg.fetchval(f"SELECT count(*) FROM {t}") for t in (
+            "journal", "ledger_entries", "accrual_applied", "postings", "balances",
+            "partner_state", "customers")}
+        state_bytes = await pg.fetchval("SELECT coalesce(sum(pg_column_size(state)), 0) "
+                                        "FROM partner_state")
     finally:
         await pg.close()
     missing = [e["id"] for e in prog.kafka + prog.http if (e["source"], e["id"]) not in seqs]
@@ -269,6 +275,7 @@ async def check_and_rebuild(stack: Stack, prog: Programme) -> dict[str, Any]:
     return {
         "correct": not missing and not core_diff and dead == 0 and parked == 0,
         "missing_events": len(missing), "dead_letters": dead, "parked": parked,
+        "table_rows": rows, "partner_state_bytes": state_bytes,
         "balance_rows": len(live), "core_applied": applied, "core_refused": refused,
         "core_fold_seconds": core_s, "core_differences": [str(d) for d in core_diff[:5]],
         "rebuild_events": r.events, "rebuild_entries": r.entries, "rebuild_seconds": r.seconds,

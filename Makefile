@@ -32,9 +32,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check trailpay services tests
 	$(VENV)/bin/lint-imports
 
-## End-to-end throughput and latency beside this machine's raw limits (QUICK=1: under two minutes).
+## End-to-end throughput and latency beside this machine's raw limits (QUICK=1: under two minutes;
+## PROFILE=1: py-spy samples the services, flame stacks beside the results).
 bench: $(STAMP)
-	$(PY) -m bench.run $(if $(filter 1 true yes,$(QUICK)),--quick,)
+	$(if $(filter 1 true yes,$(PROFILE)),$(PY) -m pip install --quiet -e '.[bench]',)
+	$(PY) -m bench.run $(if $(filter 1 true yes,$(QUICK)),--quick,) $(if $(filter 1 true yes,$(PROFILE)),--profile,)
 
 ## Plan-engine throughput on one core only (pure core, no I/O).
 bench-engine: $(STAMP)

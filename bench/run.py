@@ -329,7 +329,8 @@ class Profilers:
         for name in names:
             target = self.out / f"{phase}-{name}.txt"
             self.procs.append(subprocess.Popen(
-                [shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy", "record", "--format", "raw", "--rate", "50", "--nonblocking",
+                [shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
+                 "record", "--format", "raw", "--rate", "50", "--nonblocking",
                  "-o", str(target), "--pid", str(self.stack.procs[name].pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 

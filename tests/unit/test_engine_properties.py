@@ -242,3 +242,21 @@ def test_a_partners_results_do_not_depend_on_other_partners_events(programme, pa
     together, _, _ = fold(entries)
     alone, _, _ = fold([e for e in entries if e.partner_id == partner])
     assert [g for g in together if g.partner_id == partner] == alone
+
+
+@PROPS
+@given(programmes())
+def test_accrue_never_changes_the_state_it_is_given(programme):
+    """Applied or refused, the state passed in is left exactly as it was (JSON and the live
+    containers alike), so a refused entry leaves no trace and a kept state stays valid."""
+    from tests.unit.test_engine_golden import state_lines
+
+    states: dict = {}
+    for e in attribute(programme):
+        state = states.get(e.partner_id) or new_state(e.partner_id)
+        before = state_lines(state)
+        try:
+            _, states[e.partner_id] = accrue(state, e, BOOK, Enrollment(e.partner_id, "reseller", "p"))
+        except AccrualError:
+            pass
+        assert state_lines(state) == before

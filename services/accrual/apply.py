@@ -20,7 +20,8 @@ from trailpay.adapters import dead_letters, payout_store
 from trailpay.adapters.db import raw
 from trailpay.adapters.dead_letters import DeadLetter
 from trailpay.adapters.plan_store import PlanCache, enrollment_at
-from trailpay.core.accrual import AccrualError, accrue, new_state, state_from_json, state_to_json
+from trailpay.adapters.state_store import StateStore
+from trailpay.core.accrual import AccrualError, accrue
 from trailpay.core.attribution import entry_to_dict
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.money import MoneyError
@@ -72,7 +73,7 @@ async def _claim(conn: AsyncConnection, entries: list[LedgerEntry]) -> set[str]:
     return {r[0] for r in rows}
 
 
-async def _write(conn: AsyncConnection, groups: list[PostingGroup], states: dict) -> None:
+async def _write(conn: AsyncConnection, groups: list[PostingGroup]) -> None:
     pg = await raw(conn)
     if groups:
         await pg.copy_records_to_table("postings", records=posting_rows(groups),
@@ -93,20 +94,13 @@ async def _write(conn: AsyncConnection, groups: list[PostingGroup], states: dict
             "DO UPDATE SET amount = b.amount + EXCLUDED.amount",
             [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
             [k[3] for k in keys], [delta[k] for k in keys])
-    if states:
-        ids = sorted(states)
-        await pg.execute(
-            "INSERT INTO partner_state AS s (partner_id, state, entries) "
-            "SELECT p, st, n FROM unnest($1::text[], $2::jsonb[], $3::bigint[]) AS u(p, st, n) "
-            "ON CONFLICT (partner_id) DO UPDATE SET state = EXCLUDED.state, "
-            "entries = s.entries + EXCLUDED.entries, updated_at = now()",
-            ids, [orjson.dumps(state_to_json(states[i][0])).decode() for i in ids],
-            [states[i][1] for i in ids])
 
 
 async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[LedgerEntry],
-                       payouts_topic: str = "trailpay.payouts") -> ApplyReport:
+                       payouts_topic: str = "trailpay.payouts",
+                       store: StateStore | None = None) -> ApplyReport:
     report = ApplyReport()
+    store = store if store is not None else StateStore(capacity=0)
     changes = payout_store.Changes()
     unique = list({e.entry_id: e for e in entries}.values())  # a redelivery may repeat one
     unique.sort(key=lambda e: e.journal_seq)
@@ -123,15 +117,13 @@ async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[Ledg
         if not fresh:
             return report
         partner_ids = sorted({e.partner_id for e in fresh})
-        rows = await pg.fetch(
-            "SELECT partner_id, state::text FROM partner_state WHERE partner_id = ANY($1::text[]) "
-            "ORDER BY partner_id FOR UPDATE", partner_ids)
-        states = {r[0]: state_from_json(orjson.loads(r[1])) for r in rows}
+        loaded = await store.load(pg, partner_ids)
+        states = {p: x.state for p, x in loaded.items()}
         enrollments = await plans.enrollments(conn, partner_ids)
         touched: dict[str, list] = {}
         dead_ids: list[str] = []
         for e in fresh:
-            state = states.get(e.partner_id) or new_state(e.partner_id)
+            state = states[e.partner_id]
             try:
                 enrollment = enrollment_at(enrollments.get(e.partner_id, []), e.journal_seq)
                 book = plans.book(enrollment.plan_id, e.journal_seq)
@@ -151,10 +143,13 @@ async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[Ledg
             touched[e.partner_id][0] = state
             report.groups.extend(groups)
             report.applied += 1
-        await _write(conn, report.groups, {p: (s, n) for p, (s, n) in touched.items()})
+        after = {p: (s, n) for p, (s, n) in touched.items()}
+        await _write(conn, report.groups)
+        await store.save(pg, loaded, after)
         report.messages = await payout_store.write(conn, changes, payouts_topic)
         if dead_ids:
             await pg.execute("UPDATE accrual_applied SET outcome = 'dead_letter' "
                              "WHERE entry_id = ANY($1::text[])", dead_ids)
         await dead_letters.record(conn, report.dead)
+    store.committed(loaded, after)
     return report

@@ -18,6 +18,7 @@ from services.accrual.apply import handle_batch
 from trailpay.adapters import dead_letters, outbox
 from trailpay.adapters.consumer_service import run_consumer_service
 from trailpay.adapters.plan_store import PlanCache
+from trailpay.adapters.state_store import StateStore
 from trailpay.core.attribution import entry_from_dict
 from trailpay.settings import Settings
 
@@ -25,11 +26,12 @@ from trailpay.settings import Settings
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     def wire(engine: AsyncEngine, producer: AIOKafkaProducer):
         plans = PlanCache()
+        store = StateStore(settings.accrual_state_partners)
         wake = asyncio.Event()
 
         async def handle(records: list[ConsumerRecord]) -> None:
             entries = [entry_from_dict(orjson.loads(r.value)) for r in records]
-            report = await handle_batch(engine, plans, entries, settings.topic_payouts)
+            report = await handle_batch(engine, plans, entries, settings.topic_payouts, store)
             if report.messages:
                 wake.set()
             if report.dead:

@@ -17,7 +17,9 @@ import yaml
 
 from tests.integration.helpers import cloud_event, eventually, uid
 from trailpay.adapters.db import raw
+from trailpay.adapters.state_store import StateStore
 from trailpay.core.accrual import accrue, new_state
+from trailpay.core.state import PartnerState, state_to_json
 from trailpay.core.attribution import customer_after, entries_for, partners_of
 from trailpay.core.facts import fact_from_data
 from trailpay.core.plans import Enrollment, PlanBook, parse_plan
@@ -81,8 +83,9 @@ def _plan_docs(plan_id: str) -> list[str]:
 
 
 def _pure_balances(plan_docs: list[str], types: dict[str, str], overrides: dict[str, dict],
-                   script: list[tuple[str, str, dict]], today: date) -> dict[str, dict]:
-    """The same programme folded through the core, no I/O: the expected books."""
+                   script: list[tuple[str, str, dict]], today: date
+                   ) -> tuple[dict[str, dict], dict[str, PartnerState]]:
+    """The same programme folded through the core, no I/O: the expected books and states."""
     book = PlanBook([parse_plan(yaml.safe_load(d)) for d in plan_docs])
     customers: dict = {}
     states: dict = {}
@@ -102,7 +105,7 @@ def _pure_balances(plan_docs: list[str], types: dict[str, str], overrides: dict[
         after = customer_after(f, cust)
         if after is not None:
             customers[f.customer_id] = after
-    return {p: balances_as_of(r, today).get("USD", {}) for p, r in rows.items()}
+    return {p: balances_as_of(r, today).get("USD", {}) for p, r in rows.items()}, states
 
 
 async def _applied(engine, event_id: str) -> int:
@@ -140,12 +143,19 @@ async def test_a_scripted_programme_over_http_matches_the_pure_core(client, engi
         await eventually(lambda eid=event["id"]: _applied(engine, eid))
 
     today = datetime.now(UTC).date()
-    expected = _pure_balances(docs, types, overrides, script, today)
+    expected, states = _pure_balances(docs, types, overrides, script, today)
     for partner in types:
         got = (await client.get(f"/v1/partners/{partner}/balances")).json()["balances"]
         assert len(got) == 1 and got[0]["currency"] == "USD"
         assert {b: Decimal(a) for b, a in got[0].items() if b != "currency"} == \
                {b: expected[partner].get(b, Decimal(0)) for b in got[0] if b != "currency"}, partner
+
+    # The state the accrual stored (partner part and one row per customer book, read cold,
+    # as a restarted or rebalanced consumer reads it) is the state the core folds to.
+    async with engine.begin() as conn:
+        stored = await StateStore(capacity=0).load(await raw(conn), sorted(types))
+    for partner in types:
+        assert state_to_json(stored[partner].state) == state_to_json(states[partner]), partner
 
     # Hand-checked corners of the same books:
     # R2: 25% (override) of 100,000.00 = 25,000.00, half held; C2 never onboards, so the

@@ -128,6 +128,13 @@ partner_state = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+partner_customer_state = Table(
+    "partner_customer_state", metadata,
+    Column("partner_id", Text, primary_key=True),
+    Column("customer_id", Text, primary_key=True),
+    Column("book", JSONB, nullable=False),
+)
+
 postings = Table(
     "postings", metadata,
     Column("id", BigInteger, primary_key=True),

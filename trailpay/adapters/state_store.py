@@ -1,0 +1,136 @@
+"""Partners' accrual state in PostgreSQL, with the accrual process's own copy in memory.
+
+Stored in two parts: the partner-level part (pending and payable money, payouts,
+disputes, ...) in partner_state.state, and one row per customer book in
+partner_customer_state. A batch writes the books it changed, not the partner's
+whole history: books are immutable values, so a changed book is a new object.
+
+The memory copy saves reading and parsing every touched partner at every batch.
+It is trusted only while partner_state.entries (the count of entries applied, which
+every writer raises in the same transaction as its postings) still equals the count
+the copy was made at, checked under the partner's row lock; a rebalance that let
+another process apply entries makes the counts differ, and the state is read again.
+The copy is updated only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from trailpay.core.state import PartnerState, new_state, state_from_json, state_to_json
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A partner's state as read at the start of a batch, and its entries count then."""
+
+    entries: int
+    state: PartnerState
+
+
+def partner_part(state: PartnerState) -> str:
+    """The partner-level JSON (everything but the customer books)."""
+    return orjson.dumps(state_to_json(replace(state, customers={}, vesting_due={}))).decode()
+
+
+def book_parts(state: PartnerState, customer_ids: list[str]) -> dict[str, str]:
+    """The JSON of the given customers' books, keyed by customer id."""
+    only = PartnerState(state.partner_id, {c: state.customers[c] for c in customer_ids})
+    return {c: orjson.dumps(b).decode() for c, b in state_to_json(only)["customers"].items()}
+
+
+def changed_books(before: PartnerState | None, after: PartnerState) -> list[str]:
+    if before is None:
+        return sorted(after.customers)
+    old = before.customers
+    return sorted(c for c, b in after.customers.items() if old.get(c) is not b)
+
+
+class StateStore:
+    """Load and save partner states for a batch; keeps up to `capacity` partners in memory."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._memory: OrderedDict[str, Loaded] = OrderedDict()
+        self.reads = 0  # partners read from the database (a cold or stale copy)
+
+    async def load(self, pg: Any, partner_ids: list[str]) -> dict[str, Loaded]:
+        """Lock the partners' rows (FOR UPDATE) and return their states as of now."""
+        rows = await pg.fetch(
+            "SELECT partner_id, entries FROM partner_state WHERE partner_id = ANY($1::text[]) "
+            "ORDER BY partner_id FOR UPDATE", partner_ids)
+        counts = {r[0]: r[1] for r in rows}
+        out: dict[str, Loaded] = {}
+        stale: list[str] = []
+        for pid in partner_ids:
+            kept = self._memory.get(pid)
+            if pid not in counts:
+                out[pid] = Loaded(0, new_state(pid))
+            elif kept is not None and kept.entries == counts[pid]:
+                out[pid] = kept
+            else:
+                stale.append(pid)
+        if stale:
+            self.reads += len(stale)
+            parts = await pg.fetch(
+                "SELECT partner_id, entries, state::text FROM partner_state "
+                "WHERE partner_id = ANY($1::text[])", stale)
+            books: dict[str, dict[str, Any]] = defaultdict(dict)
+            for r in await pg.fetch(
+                    "SELECT partner_id, customer_id, book::text FROM partner_customer_state "
+                    "WHERE partner_id = ANY($1::text[])", stale):
+                books[r[0]][r[1]] = orjson.loads(r[2])
+            for pid, entries, text in parts:
+                doc = orjson.loads(text)
+                doc["customers"] = books.get(pid, {})
+                out[pid] = Loaded(entries, state_from_json(doc))
+        return out
+
+    async def save(self, pg: Any, loaded: dict[str, Loaded],
+                   after: dict[str, tuple[PartnerState, int]]) -> None:
+        """Write the partners' new states (after: partner -> (state, entries applied))."""
+        if not after:
+            return
+        ids = sorted(after)
+        await pg.execute(
+            "INSERT INTO partner_state AS s (partner_id, state, entries) "
+            "SELECT p, st, n FROM unnest($1::text[], $2::jsonb[], $3::bigint[]) AS u(p, st, n) "
+            "ON CONFLICT (partner_id) DO UPDATE SET state = EXCLUDED.state, "
+            "entries = s.entries + EXCLUDED.entries, updated_at = now()",
+            ids, [partner_part(after[p][0]) for p in ids], [after[p][1] for p in ids])
+        pids: list[str] = []
+        cids: list[str] = []
+        docs: list[str] = []
+        for p in ids:
+            before = loaded[p].state if p in loaded and loaded[p].entries else None
+            for c, doc in book_parts(after[p][0], changed_books(before, after[p][0])).items():
+                pids.append(p)
+                cids.append(c)
+                docs.append(doc)
+        if pids:
+            await pg.execute(
+                "INSERT INTO partner_customer_state AS c (partner_id, customer_id, book) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) "
+                "ON CONFLICT (partner_id, customer_id) DO UPDATE SET book = EXCLUDED.book",
+                pids, cids, docs)
+
+    def committed(self, loaded: dict[str, Loaded], after: dict[str, tuple[PartnerState, int]]
+                  ) -> None:
+        """Remember the states the committed transaction wrote."""
+        for pid, (state, n) in after.items():
+            self._memory[pid] = Loaded(loaded[pid].entries + n, state)
+            self._memory.move_to_end(pid)
+        for pid in loaded.keys() - after.keys():
+            if pid in self._memory:
+                self._memory.move_to_end(pid)
+            elif loaded[pid].entries:
+                self._memory[pid] = loaded[pid]
+        while len(self._memory) > self.capacity:
+            self._memory.popitem(last=False)
+
+    def forget(self) -> None:
+        self._memory.clear()

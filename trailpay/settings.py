@@ -34,7 +34,22 @@ class Settings(BaseSettings):
     consumer_batch_max: int = Field(default=2000, ge=1, description="Records per consumer batch.")
     consumer_poll_ms: int = Field(default=200, ge=1)
     outbox_batch_max: int = Field(default=5000, ge=1)
+    accrual_state_partners: int = Field(
+        default=50_000, ge=0,
+        description="Accrual: partners whose state is kept in memory between batches (each is "
+                    "checked against the database's entries count before use; 0: read every batch).")
     db_pool_size: int = Field(default=10, ge=1)
+    api_key_cache_seconds: float = Field(
+        default=5.0, ge=0,
+        description="Gateway: how long a verified API key is trusted without asking the database "
+                    "again; a revoked key stops working within this many seconds (0: every request).")
+    read_cache_mib: float = Field(
+        default=64.0, ge=0,
+        description="Gateway: memory for rendered statements and balances, each checked against "
+                    "the partner's version on every read (0: no cache).")
+    gateway_workers: int = Field(
+        default=1, ge=1,
+        description="Gateway processes sharing the port (SO_REUSEPORT); 1 serves in-process.")
     log_level: str = "INFO"
     data_dir: str = Field(default=".trailpay", description="Embedded PostgreSQL data and dev state.")
 

@@ -50,6 +50,11 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
 _bearer = HTTPBearer(auto_error=False)
 
 
+async def _lookup(request: Request, token: str) -> api_keys.ApiKey | None:
+    async with request.app.state.reads.pool.acquire() as conn:
+        return await api_keys.lookup_pg(conn, token)
+
+
 async def get_principal(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -59,8 +64,8 @@ async def get_principal(
     admin = request.app.state.settings.trailpay_admin_token
     if admin and hmac.compare_digest(creds.credentials.encode(), admin.encode()):
         return Principal("admin", frozenset({"admin"}))
-    async with request.app.state.engine.connect() as conn:
-        key = await api_keys.lookup(conn, creds.credentials)
+    key = await request.app.state.keys.get(creds.credentials,
+                                           lambda token: _lookup(request, token))
     if key is not None:
         return Principal(key.name, frozenset(key.scopes), key.partner_id)
     raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})

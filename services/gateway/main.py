@@ -14,15 +14,45 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.problems import install_problem_handlers
+from services.gateway.reads import Reads
 from services.gateway.routes import (
     disputes, events, partners, payables, payout_runs, payouts, plans, statements,
 )
 from trailpay import metrics
-from trailpay.adapters import kafka
+from trailpay.adapters import api_keys, kafka
 from trailpay.adapters.db import create_engine, ping
 from trailpay.settings import Settings
+
+
+class Observe:
+    """Request latency per route and status (plain ASGI: Starlette's BaseHTTPMiddleware
+    costs a task and a memory stream per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            route = scope.get("route")
+            metrics.HTTP_SECONDS.labels(scope["method"], getattr(route, "path", "unmatched"),
+                                        str(status)).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -30,6 +60,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = create_engine(settings)
+        app.state.keys = api_keys.KeyCache(settings.api_key_cache_seconds)
+        app.state.reads = await Reads.open(settings)
         await kafka.ensure_topics(settings)
         app.state.producer = kafka.producer(settings)
         await app.state.producer.start()
@@ -37,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await app.state.producer.stop()
+            await app.state.reads.close()
             await app.state.engine.dispose()
 
     app = FastAPI(title="trailpay", version="0.1.0", lifespan=lifespan,
@@ -48,14 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
                    disputes):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.HTTP_SECONDS.labels(request.method, getattr(route, "path", "unmatched"),
-                                    str(response.status_code)).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(Observe)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

@@ -31,10 +31,33 @@ async def partner_exists(conn: AsyncConnection, partner_id: str) -> bool:
     return bool(await pg.fetchval("SELECT 1 FROM partners WHERE partner_id = $1", partner_id))
 
 
+# A partner's version: what changes whenever anything a statement or a balance shows
+# changes. The accrual service writes a partner's postings, balances, payouts and
+# disputes only in the transaction that adds its accrual_applied rows (under the
+# partner's advisory lock, so applied_order grows in commit order per partner) and
+# rewrites its partner_state row (entries grows; xmin changes). Absent partners have
+# no row. One index lookup per partner, for many partners at once.
+PARTNER_VERSIONS = (
+    "SELECT p.partner_id, s.entries, s.xmin::text, "
+    "(SELECT max(a.applied_order) FROM accrual_applied a WHERE a.partner_id = p.partner_id) "
+    "FROM partners p LEFT JOIN partner_state s ON s.partner_id = p.partner_id "
+    "WHERE p.partner_id = ANY($1::text[])")
+
+
+async def partner_versions(pg: Any, partner_ids: list[str]) -> dict[str, tuple]:
+    """{partner_id: version} for the partners that exist (pg: an asyncpg pool or connection)."""
+    rows = await pg.fetch(PARTNER_VERSIONS, partner_ids)
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
 async def balances(conn: AsyncConnection, partner_id: str, as_of: date | None) -> Balances:
     """Live from the balances projection; as of a past date from the posting legs."""
-    pg = await raw(conn)
-    today = datetime.now(UTC).date()
+    return await balances_pg(await raw(conn), partner_id, as_of)
+
+
+async def balances_pg(pg: Any, partner_id: str, as_of: date | None,
+                      today: date | None = None) -> Balances:
+    today = today or datetime.now(UTC).date()
     if as_of is None or as_of >= today:
         rows = await pg.fetch(
             "SELECT currency, bucket, NULLIF(available_on, '0001-01-01'), amount FROM balances "
@@ -79,6 +102,35 @@ async def statement(conn: AsyncConnection, partner_id: str, month: str) -> State
     pg = await raw(conn)
     opening = await _opening(pg, partner_id, first, last, start)
     lines = await _legs(pg, partner_id, start, _end_of(last))
+    return build_statement(partner_id, month, opening, lines)
+
+
+# The three reads of `statement` (_opening's sums and held legs, then the month's legs)
+# in one round trip: part 0 = sums per (currency, bucket, available_on) before the month,
+# part 1 = pending legs before the month whose hold ends in it, part 2 = the month's legs.
+_NO_LEG = "'', '', '', NULL, NULL, '', '', NULL, NULL::integer, NULL::numeric, NULL::numeric, " \
+          "NULL::numeric, NULL::numeric, '', NULL::numeric"
+STATEMENT_LEGS = (
+    f"(SELECT 0 AS part, $3::timestamptz, currency, bucket, sum(amount), available_on, {_NO_LEG}, "
+    "NULL::smallint AS leg FROM postings WHERE partner_id = $1 AND account <> $2 "
+    "AND effective_at < $3 AND NOT (bucket = 'pending' AND available_on BETWEEN $4 AND $5) "
+    "GROUP BY currency, bucket, available_on) "
+    f"UNION ALL (SELECT 1, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
+    "AND account <> $2 AND effective_at < $3 AND bucket = 'pending' "
+    "AND available_on BETWEEN $4 AND $5) "
+    f"UNION ALL (SELECT 2, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
+    "AND account <> $2 AND effective_at >= $3 AND effective_at < $6) "
+    "ORDER BY 1, 2, 7, 22")
+
+
+async def statement_pg(pg: Any, partner_id: str, month: str) -> Statement:
+    """`statement` on an asyncpg connection, in one query (the same statement, line for line)."""
+    first, last = month_bounds(month)
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    rows = await pg.fetch(STATEMENT_LEGS, partner_id, COMPANY_ACCOUNT, start, first, last,
+                          _end_of(last))
+    opening = [LegRow(*r[1:21]) for r in rows if r[0] != 2]
+    lines = [LegRow(*r[1:21]) for r in rows if r[0] == 2]
     return build_statement(partner_id, month, opening, lines)
 
 
@@ -140,7 +192,12 @@ async def payables(conn: AsyncConnection, after: tuple[int, str] | None, limit: 
                    partner_id: str | None = None, currency: str | None = None
                    ) -> list[PayoutView]:
     """Payouts awaiting payment, in a stable order (the run entry's journal seq, then id)."""
-    pg = await raw(conn)
+    return await payables_pg(await raw(conn), after, limit, partner_id, currency)
+
+
+async def payables_pg(pg: Any, after: tuple[int, str] | None, limit: int,
+                      partner_id: str | None = None, currency: str | None = None
+                      ) -> list[PayoutView]:
     rows = await pg.fetch(
         f"SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM} WHERE o.status = 'in_payout' "
         "AND ($1::bigint IS NULL OR (o.journal_seq, o.payout_id) > ($1, $2::text)) "
@@ -187,9 +244,13 @@ async def disputes(conn: AsyncConnection, partner_id: str | None, status: str | 
 async def statement_extras(conn: AsyncConnection, partner_id: str, month: str
                            ) -> tuple[list[PayoutView], list[DisputeView]]:
     """The month's payouts (by as_of) and the disputes opened or resolved in it."""
+    return await statement_extras_pg(await raw(conn), partner_id, month)
+
+
+async def statement_extras_pg(pg: Any, partner_id: str, month: str
+                              ) -> tuple[list[PayoutView], list[DisputeView]]:
     first, last = month_bounds(month)
     start, end = datetime.combine(first, time.min, tzinfo=UTC), _end_of(last)
-    pg = await raw(conn)
     payouts_ = await pg.fetch(
         f"SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM} WHERE o.partner_id = $1 "
         "AND o.as_of BETWEEN $2 AND $3 ORDER BY o.journal_seq, o.payout_id",

@@ -6,12 +6,12 @@ from datetime import date
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import ConnDep, PartnersWriter, StatementsReader, visible_partner
-from services.gateway.render import JSONBody, balances_json
-from trailpay.adapters import plan_store, read_models
+from services.gateway.routes.statements import cached
+from trailpay.adapters import plan_store
 from trailpay.adapters.db import raw
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
@@ -55,15 +55,11 @@ async def get_partner(partner_id: str, principal: StatementsReader, conn: ConnDe
             "journal_seq": row[4], "updated_at": row[5].isoformat()}
 
 
-async def _known(conn: ConnDep, principal, partner_id: str) -> None:
+@router.get("/{partner_id}/balances", operation_id="getBalances", responses={304: {}})
+async def get_balances(partner_id: str, principal: StatementsReader, request: Request,
+                       as_of: date | None = None) -> Response:
     visible_partner(principal, partner_id)
-    if not await read_models.partner_exists(conn, partner_id):
+    item = await request.app.state.reads.balances(partner_id, as_of)
+    if item is None:
         raise HTTPException(404, f"partner {partner_id} not found")
-
-
-@router.get("/{partner_id}/balances", operation_id="getBalances")
-async def get_balances(partner_id: str, principal: StatementsReader, conn: ConnDep,
-                       as_of: date | None = None) -> JSONBody:
-    await _known(conn, principal, partner_id)
-    b = await read_models.balances(conn, partner_id, as_of)
-    return JSONBody(balances_json(partner_id, as_of, b))
+    return cached(request, item, "application/json")

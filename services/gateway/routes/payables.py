@@ -6,11 +6,10 @@ import base64
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 
-from services.gateway.deps import ConnDep, PayablesReader, visible_partner
+from services.gateway.deps import PayablesReader, visible_partner
 from services.gateway.render import JSONBody, payout_json
-from trailpay.adapters import read_models
 
 router = APIRouter(prefix="/v1/payables", tags=["payouts"])
 
@@ -32,7 +31,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 @router.get("", operation_id="listPayables",
             summary="Payouts awaiting payment, oldest run first, with payment details")
 async def list_payables(
-    principal: PayablesReader, conn: ConnDep,
+    principal: PayablesReader, request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     partner_id: str | None = None,
@@ -42,7 +41,7 @@ async def list_payables(
         visible_partner(principal, partner_id)
     partner_id = partner_id or principal.partner_id
     after = decode_cursor(cursor) if cursor else None
-    rows = await read_models.payables(conn, after, limit + 1, partner_id, currency)
+    rows = await request.app.state.reads.payables(after, limit + 1, partner_id, currency)
     page = rows[:limit]
     items: list[dict[str, Any]] = [payout_json(p, payment=True) for p in page]
     more = len(rows) > limit

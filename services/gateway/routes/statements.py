@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 
-from services.gateway.deps import ConnDep, StatementsReader, visible_partner
-from services.gateway.render import JSONBody, statement_json
-from services.gateway.statement_formats import statement_csv, statement_html
-from trailpay.adapters import read_models
+from services.gateway.deps import StatementsReader, visible_partner
+from services.gateway.read_cache import Rendered, etag_matches
+from services.gateway.reads import Reads
+from services.gateway.statement_formats import statement_html
+from trailpay.core.statements import month_bounds
 
 router = APIRouter(prefix="/v1/partners", tags=["statements"])
 
@@ -38,26 +40,38 @@ def negotiate(accept: str) -> str:
     return best
 
 
+def cached(request: Request, item: Rendered, media_type: str,
+           headers: dict[str, str] | None = None) -> Response:
+    """The cached bytes, or 304 when the client already holds them (If-None-Match)."""
+    h = {"ETag": item.etag, "Vary": "Accept", "Cache-Control": "private, no-cache",
+         **(headers or {})}
+    if etag_matches(request.headers.get("if-none-match"), item.etag):
+        return Response(status_code=304, headers=h)
+    return Response(item.body, media_type=media_type, headers=h)
+
+
 @router.get("/{partner_id}/statements/{month}", operation_id="getStatement",
             summary="A partner's statement for a month (JSON, CSV or HTML by Accept)",
-            responses={200: {"content": {JSON: {}, CSV: {}, HTML: {}}}})
-async def get_statement(partner_id: str, month: str, principal: StatementsReader, conn: ConnDep,
+            responses={200: {"content": {JSON: {}, CSV: {}, HTML: {}}}, 304: {}})
+async def get_statement(partner_id: str, month: str, principal: StatementsReader,
                         request: Request) -> Response:
     visible_partner(principal, partner_id)
-    if not await read_models.partner_exists(conn, partner_id):
+    reads: Reads = request.app.state.reads
+    version = await reads.version(partner_id)
+    if version is None:
         raise HTTPException(404, f"partner {partner_id} not found")
     try:
-        st = await read_models.statement(conn, partner_id, month)
+        month_bounds(month)
     except ValueError as exc:
         raise HTTPException(422, f"month: {exc}") from None
-    payouts, disputes = await read_models.statement_extras(conn, partner_id, month)
-    doc = statement_json(st, payouts, disputes)
     kind = negotiate(request.headers.get("accept", ""))
-    name = f"statement-{partner_id}-{month}"
+    item = await (reads.statement_csv if kind == CSV else reads.statement)(partner_id, month, version)
+    if item is None:
+        raise HTTPException(404, f"partner {partner_id} not found")
     if kind == CSV:
-        return Response(statement_csv(doc), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'inline; filename="{name}.csv"',
-                                 "Vary": "Accept"})
-    if kind == HTML:
-        return HTMLResponse(statement_html(doc), headers={"Vary": "Accept"})
-    return JSONBody(doc, headers={"Vary": "Accept"})
+        name = f"statement-{partner_id}-{month}"
+        return cached(request, item, "text/csv; charset=utf-8",
+                      {"Content-Disposition": f'inline; filename="{name}.csv"'})
+    if kind == HTML:  # carries the time it was generated: rendered each time
+        return HTMLResponse(statement_html(orjson.loads(item.body)), headers={"Vary": "Accept"})
+    return cached(request, item, JSON)

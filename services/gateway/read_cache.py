@@ -1,0 +1,135 @@
+"""The gateway's read cache: rendered statements and balances, never served stale.
+
+Every read asks PostgreSQL for the partner's *version* (one indexed lookup, see
+`read_models.PARTNER_VERSIONS`): the accrual service changes a partner's postings,
+balances, payouts and disputes only in a transaction that also bumps that partner's
+`partner_state` row and adds an `accrual_applied` row. A cached body is served only
+when it was rendered at exactly the version the database reports now; otherwise it
+is rebuilt in one REPEATABLE READ snapshot that also reads the version it is stored
+under. The version query is made *after* the request arrived, so an answer is never
+older than the last commit before the request.
+
+Concurrent requests share version queries: the ones waiting while a query is in
+flight go together in the next one (`VersionBatcher`), one round trip for many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+Version = Any  # an opaque, comparable value; None = no such partner
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    version: Version
+    body: bytes
+    etag: str
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison of If-None-Match against our (strong) tag."""
+    if not if_none_match:
+        return False
+    for tag in if_none_match.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+class RenderCache:
+    """Least-recently-used bodies by key, within a byte budget (bodies only are counted)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[Hashable, Rendered] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: Hashable, version: Version) -> Rendered | None:
+        item = self._items.get(key)
+        if item is not None and item.version == version:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item
+        self.misses += 1
+        return None
+
+    def put(self, key: Hashable, version: Version, body: bytes) -> Rendered:
+        item = Rendered(version, body, etag_of(body))
+        if self.max_bytes <= 0 or len(body) > self.max_bytes // 4:
+            return item  # too big to be worth the room it would take
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old.body)
+        self._items[key] = item
+        self.bytes += len(body)
+        while self.bytes > self.max_bytes:
+            _, dropped = self._items.popitem(last=False)
+            self.bytes -= len(dropped.body)
+        return item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class VersionBatcher:
+    """Partner versions for many concurrent requests in few queries.
+
+    `get(partner_id)` joins the next query; at most one query is in flight, and the
+    requests that arrive meanwhile wait for the one after it, so every answer comes
+    from a query sent after the request asked.
+    """
+
+    def __init__(self, fetch: Callable[[list[str]], Awaitable[dict[str, Version]]],
+                 max_batch: int = 500) -> None:
+        self._fetch = fetch
+        self._max = max_batch
+        self._waiting: dict[str, list[asyncio.Future]] = {}
+        self._runner: asyncio.Task | None = None
+
+    async def get(self, partner_id: str) -> Version:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(partner_id, []).append(fut)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        return await fut
+
+    async def _run(self) -> None:
+        while self._waiting:
+            batch: dict[str, list[asyncio.Future]] = {}
+            for pid in list(self._waiting)[:self._max]:
+                batch[pid] = self._waiting.pop(pid)
+            try:
+                found = await self._fetch(list(batch))
+            except asyncio.CancelledError:
+                for futs in batch.values():
+                    for f in futs:
+                        f.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to every waiter
+                _settle(batch.values(), exc=exc)
+                continue
+            for pid, futs in batch.items():
+                _settle((futs,), result=found.get(pid))
+
+
+def _settle(groups: Iterable[list[asyncio.Future]], result: Any = None,
+            exc: BaseException | None = None) -> None:
+    for futs in groups:
+        for f in futs:
+            if not f.done():
+                if exc is not None:
+                    f.set_exception(exc)
+                else:
+                    f.set_result(result)

@@ -1,0 +1,107 @@
+"""The hot reads (statements, balances, payables) on a plain asyncpg pool.
+
+No SQLAlchemy connection, pre-ping or transaction on the path that answers from the
+cache: one shared version query (read_cache.VersionBatcher) and the cached bytes. A
+miss reads the version and the content in one REPEATABLE READ, READ ONLY snapshot, so
+what is stored under a version is exactly what that version was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.gateway.read_cache import Rendered, RenderCache, Version, VersionBatcher
+from services.gateway.render import balances_json, statement_json
+from services.gateway.statement_formats import statement_csv
+from trailpay.adapters import read_models
+from trailpay.settings import Settings
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's RESET ALL round trip: these reads set no session
+    state, and an unfinished transaction is still rolled back by the pool itself."""
+
+
+class Reads:
+    def __init__(self, pool: asyncpg.Pool, cache_bytes: int) -> None:
+        self.pool = pool
+        self.cache = RenderCache(cache_bytes)
+        self.versions = VersionBatcher(self._versions)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Reads:
+        # Short index reads: a parallel plan (or JIT) costs more to start than the query,
+        # and on a small box the workers take the CPU the other requests need.
+        pool = await asyncpg.create_pool(
+            settings.asyncpg_dsn, min_size=1, max_size=settings.db_pool_size,
+            server_settings={"max_parallel_workers_per_gather": "0", "jit": "off"},
+            reset=_keep_session)
+        return cls(pool, int(settings.read_cache_mib * 1024 * 1024))
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def _versions(self, partner_ids: list[str]) -> dict[str, Version]:
+        return await read_models.partner_versions(self.pool, partner_ids)
+
+    async def version(self, partner_id: str) -> Version:
+        """The partner's version now (None: no such partner), shared with concurrent reads."""
+        return await self.versions.get(partner_id)
+
+    async def _render(self, key: Hashable, partner_id: str, build,
+                      version: Version = None) -> Rendered | None:
+        """The cached body at the partner's current version (`version`, when the caller has
+        just read it), or build(conn) in one snapshot. None: no such partner."""
+        if version is None:
+            version = await self.versions.get(partner_id)
+            if version is None:
+                return None
+        hit = self.cache.get(key, version)
+        if hit is not None:
+            return hit
+        async with self.pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            version = (await read_models.partner_versions(conn, [partner_id])).get(partner_id)
+            if version is None:
+                return None
+            body = await build(conn)
+        return self.cache.put(key, version, body)
+
+    async def statement(self, partner_id: str, month: str,
+                        version: Version = None) -> Rendered | None:
+        """The statement as JSON bytes (month already validated)."""
+        async def build(conn: Any) -> bytes:
+            st = await read_models.statement_pg(conn, partner_id, month)
+            payouts, disputes = await read_models.statement_extras_pg(conn, partner_id, month)
+            return orjson.dumps(statement_json(st, payouts, disputes))
+        return await self._render(("statement", partner_id, month), partner_id, build, version)
+
+    async def statement_csv(self, partner_id: str, month: str,
+                            version: Version = None) -> Rendered | None:
+        key = ("statement.csv", partner_id, month)
+        doc = await self.statement(partner_id, month, version)
+        if doc is None:
+            return None
+        hit = self.cache.get(key, doc.version)
+        if hit is not None:
+            return hit
+        return self.cache.put(key, doc.version,
+                              statement_csv(orjson.loads(doc.body)).encode())
+
+    async def balances(self, partner_id: str, as_of: date | None) -> Rendered | None:
+        today = datetime.now(UTC).date()  # pending money turns payable by date: part of the key
+
+        async def build(conn: Any) -> bytes:
+            b = await read_models.balances_pg(conn, partner_id, as_of, today)
+            return orjson.dumps(balances_json(partner_id, as_of or today, b))
+        return await self._render(("balances", partner_id, as_of, today), partner_id, build)
+
+    async def payables(self, after: tuple[int, str] | None, limit: int,
+                       partner_id: str | None, currency: str | None
+                       ) -> list[read_models.PayoutView]:
+        return await read_models.payables_pg(self.pool, after, limit, partner_id, currency)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from trailpay.core.facts import DealClosed, Fact, PartnerShare, fact_from_data, fact_to_data
+from trailpay.core.frozen import maker
 from trailpay.core.journal import LedgerEntry
 
 
@@ -42,18 +43,17 @@ def partners_of(fact: Fact, customer: Customer | None) -> tuple[PartnerShare, ..
     return customer.partners
 
 
+# LedgerEntry(...) without the frozen dataclass's per-field object.__setattr__ (frozen.py).
+make_entry = maker(LedgerEntry)
+
+
 def entries_for(seq: int, event_id: str, source: str, time: datetime, fact: Fact,
                 shares: tuple[PartnerShare, ...], deal_id: str | None) -> list[LedgerEntry]:
     customer_id = None if fact.partner_level else getattr(fact, "customer_id", None)
-    return [
-        LedgerEntry(
-            entry_id=f"{seq}:{p.partner_id}", journal_seq=seq, event_id=event_id, source=source,
-            time=time, partner_id=p.partner_id, customer_id=customer_id,
-            deal_id=getattr(fact, "deal_id", None) or deal_id, share=p.share, role=p.role,
-            fact=fact,
-        )
-        for p in shares
-    ]
+    deal_id = getattr(fact, "deal_id", None) or deal_id
+    return [make_entry(f"{seq}:{p.partner_id}", seq, event_id, source, time, p.partner_id,
+                       customer_id, deal_id, p.share, p.role, fact)
+            for p in shares]
 
 
 def entry_to_dict(e: LedgerEntry) -> dict[str, Any]:
@@ -66,9 +66,7 @@ def entry_to_dict(e: LedgerEntry) -> dict[str, Any]:
 
 
 def entry_from_dict(d: dict[str, Any]) -> LedgerEntry:
-    return LedgerEntry(
-        entry_id=d["entry_id"], journal_seq=d["journal_seq"], event_id=d["event_id"],
-        source=d["source"], time=datetime.fromisoformat(d["time"]), partner_id=d["partner_id"],
-        customer_id=d["customer_id"], deal_id=d["deal_id"], share=Decimal(d["share"]),
-        role=d["role"], fact=fact_from_data(d["type"], d["data"]),
-    )
+    return make_entry(
+        d["entry_id"], d["journal_seq"], d["event_id"], d["source"],
+        datetime.fromisoformat(d["time"]), d["partner_id"], d["customer_id"], d["deal_id"],
+        Decimal(d["share"]), d["role"], fact_from_data(d["type"], d["data"]))

@@ -8,12 +8,13 @@ keeps the field names here and the schemas in step.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar, get_type_hints
 
+from trailpay.core.frozen import maker
 from trailpay.core.money import parse_decimal
 
 
@@ -296,20 +297,30 @@ def _plan(cls: type[Fact]) -> tuple[tuple[str, Any], ...]:
     return tuple((name, _converter(name, hint)) for name, hint in _hints(cls))
 
 
+@cache
+def _builder(cls: type[Fact]) -> tuple[type[Fact], Any, tuple[tuple[str, Any], ...]]:
+    """(class, fast constructor, field plan) per fact class, made once."""
+    return cls, maker(cls), _plan(cls)
+
+
 def fact_from_data(event_type: str, data: Mapping[str, Any]) -> Fact:
     """Build the fact for a CloudEvents `type` from its (schema-valid) `data`."""
     cls = FACT_TYPES.get(event_type)
     if cls is None:
         raise FactError("type", f"unknown event type {event_type!r}")
+    cls, make, plan = _builder(cls)
     kwargs = {}
-    for name, conv in _plan(cls):
+    for name, conv in plan:
         if name in data:
             value = data[name]
             kwargs[name] = value if conv is None else conv(name, value)
     try:
-        fact = cls(**kwargs)
-    except TypeError as exc:
-        raise FactError("data", str(exc)) from None
+        fact = make(**kwargs)
+    except TypeError:
+        try:  # the class itself says what is missing, in its own words
+            fact = cls(**kwargs)
+        except TypeError as exc:
+            raise FactError("data", str(exc)) from None
     if isinstance(fact, DealClosed):
         total = sum((p.share for p in fact.partners), Decimal(0))
         if fact.partners and total != 1:

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from trailpay.core.frozen import maker
+
 # ISO 4217 minor units for the currencies trailpay accepts. Unknown codes are
 # refused rather than guessed: a wrong exponent would be a wrong amount.
 MINOR_UNITS: Mapping[str, int] = {
@@ -22,6 +24,10 @@ MINOR_UNITS: Mapping[str, int] = {
     "SAR": 2, "SEK": 2, "SGD": 2, "THB": 2, "TND": 3, "TRY": 2, "TWD": 2,
     "UAH": 2, "USD": 2, "VND": 0, "ZAR": 2,
 }
+
+
+# The quantum of each currency, made once (the same Decimal quantum() used to make per call).
+_QUANTA: dict[str, Decimal] = {c: Decimal(1).scaleb(-n) for c, n in MINOR_UNITS.items()}
 
 
 class MoneyError(ValueError):
@@ -36,7 +42,8 @@ def minor_unit(currency: str) -> int:
 
 
 def quantum(currency: str) -> Decimal:
-    return Decimal(1).scaleb(-minor_unit(currency))
+    q = _QUANTA.get(currency)
+    return q if q is not None else Decimal(1).scaleb(-minor_unit(currency))
 
 
 def parse_decimal(text: str | int | Decimal) -> Decimal:
@@ -54,7 +61,10 @@ def parse_decimal(text: str | int | Decimal) -> Decimal:
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round half-even to the currency's minor unit."""
-    return amount.quantize(quantum(currency), rounding=ROUND_HALF_EVEN)
+    q = _QUANTA.get(currency)
+    if q is None:
+        q = quantum(currency)  # raises MoneyError for an unknown currency
+    return amount.quantize(q, ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -79,21 +89,21 @@ class Money:
 
     def __add__(self, other: Money) -> Money:
         self._same(other)
-        return Money(self.amount + other.amount, self.currency)
+        return _money(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
         self._same(other)
-        return Money(self.amount - other.amount, self.currency)
+        return _money(self.amount - other.amount, self.currency)
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return _money(-self.amount, self.currency)
 
     def times(self, factor: Decimal) -> Money:
         """Exact product; round it with .rounded() where a posting is made."""
-        return Money(self.amount * factor, self.currency)
+        return _money(self.amount * factor, self.currency)
 
     def rounded(self) -> Money:
-        return Money(round_money(self.amount, self.currency), self.currency)
+        return _money(round_money(self.amount, self.currency), self.currency)
 
     def is_zero(self) -> bool:
         return self.amount == 0
@@ -104,6 +114,10 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.format()} {self.currency}"
+
+
+# Money(amount, currency) without the frozen dataclass's per-field object.__setattr__.
+make_money = _money = maker(Money)
 
 
 def allocate(total: Money, shares: Sequence[Decimal]) -> list[Money]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from trailpay.core.frozen import maker
 from trailpay.core.money import Money
 
 # Buckets of a partner account. `expense` is the company side of an accrual.
@@ -71,11 +72,44 @@ class PostingGroup:
     legs: tuple[Leg, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if not self.legs:
-            raise UnbalancedPosting(f"posting group {self.group_id} has no legs")
-        totals: dict[str, Decimal] = {}
-        for leg in self.legs:
-            totals[leg.amount.currency] = totals.get(leg.amount.currency, Decimal(0)) + leg.amount.amount
-        off = {c: t for c, t in totals.items() if t != 0}
-        if off:
-            raise UnbalancedPosting(f"posting group {self.group_id} does not balance: {off}")
+        check_balanced(self)
+
+
+def check_balanced(g: PostingGroup) -> None:
+    """Refuse a group without legs, or whose legs do not sum to zero in some currency."""
+    legs = g.legs
+    if not legs:
+        raise UnbalancedPosting(f"posting group {g.group_id} has no legs")
+    first = legs[0].amount.currency
+    total = 0
+    for leg in legs:  # the usual group: one currency, summed without a dict
+        m = leg.amount
+        if m.currency != first:
+            break
+        total += m.amount
+    else:
+        if not total:
+            return
+    totals: dict[str, Decimal] = {}
+    for leg in legs:
+        totals[leg.amount.currency] = totals.get(leg.amount.currency, Decimal(0)) + leg.amount.amount
+    off = {c: t for c, t in totals.items() if t != 0}
+    if off:
+        raise UnbalancedPosting(f"posting group {g.group_id} does not balance: {off}")
+
+
+# Constructors without the frozen dataclasses' per-field object.__setattr__ (see frozen.py).
+make_leg = maker(Leg)
+make_explanation = maker(Explanation)
+_make_group = maker(PostingGroup)
+
+
+def make_group(group_id: str, entry_id: str, journal_seq: int, event_id: str, event_type: str,
+               effective_at: datetime, partner_id: str, customer_id: str | None,
+               deal_id: str | None, explanation: Explanation, legs: tuple[Leg, ...]
+               ) -> PostingGroup:
+    """PostingGroup(...), balance-checked the same as its __post_init__ does."""
+    g = _make_group(group_id, entry_id, journal_seq, event_id, event_type, effective_at,
+                    partner_id, customer_id, deal_id, explanation, legs)
+    check_balanced(g)
+    return g

@@ -8,12 +8,21 @@ state stored with the postings is the state a replay would rebuild.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, getcontext
+from functools import cache
 from typing import Any
 
+from trailpay.core.frozen import maker, replacer
+
 ZERO = Decimal(0)
+_UNKNOWN: Any = object()  # a cached value not yet worked out
+
+
+@cache
+def _scale(n: int) -> Decimal:
+    return Decimal(1).scaleb(n, _EXACT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,15 @@ class Payout:
     reference: str | None = None
 
 
+# Containers of a PartnerState, as bits: those a state shares with another one are copied
+# before its first change (copy-on-write), so `copy()` costs nothing up front.
+_CUSTOMERS, _VESTING, _PENDING, _PAYABLE, _CHANGES, _COMARKETING, _PAYOUTS, _DISPUTES = (
+    1, 2, 4, 8, 16, 32, 64, 128)
+_ALL = 255
+# Exact sums for the volume index (see PartnerState.volume_value); Inexact is raised, not hidden.
+_EXACT = Context(prec=80, traps=[Inexact, InvalidOperation])
+
+
 @dataclass(slots=True)
 class PartnerState:
     partner_id: str
@@ -74,33 +92,139 @@ class PartnerState:
     # Derived index (not stored): customers with held money -> their vesting deadline, so
     # the forfeit check at every entry looks at those few, not at every customer.
     vesting_due: dict[str, date] = field(default_factory=dict)
+    # Not state, bookkeeping: which containers are shared with another state (bits above),
+    # and the volume index (currency -> (exact sum, bound, least exponent); see volume_value).
+    _shared: int = field(default=0, init=False, repr=False, compare=False)
+    _volume: dict[str, tuple[Decimal, Decimal, int]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+    # The earliest pending lot and vesting deadline (None: there is none), or _UNKNOWN.
+    _first_due: Any = field(default=_UNKNOWN, init=False, repr=False, compare=False)
+    _first_deadline: Any = field(default=_UNKNOWN, init=False, repr=False, compare=False)
 
-    def put(self, book: CustomerBook) -> None:
-        """Store a customer's book; the only way books change, so the index stays true."""
-        self.customers[book.customer_id] = book
-        if book.held and book.vest_deadline is not None:
-            self.vesting_due[book.customer_id] = book.vest_deadline
-        else:
-            self.vesting_due.pop(book.customer_id, None)
+    # Every change to a state goes through the methods below: they copy a shared container
+    # before changing it. Reading the containers directly is fine; changing them is not.
 
     def copy(self) -> PartnerState:
-        """A copy safe to change: containers are new, immutable members shared."""
-        return PartnerState(
-            self.partner_id, dict(self.customers),
-            {c: dict(lots) for c, lots in self.pending.items()}, dict(self.payable),
-            dict(self.comarketing), {k: replace(p) for k, p in self.payouts.items()},
-            self.last_run, dict(self.disputes),
-            {c: dict(days) for c, days in self.payable_changes.items()}, dict(self.vesting_due))
+        """A copy safe to change through its methods; this state is never changed by them.
+
+        Containers are shared until one side changes one (then that side copies it first);
+        books and payouts are immutable members, shared.
+        """
+        self._shared = _ALL
+        c = PartnerState(self.partner_id, self.customers, self.pending, self.payable,
+                         self.comarketing, self.payouts, self.last_run, self.disputes,
+                         self.payable_changes, self.vesting_due)
+        c._shared = _ALL
+        c._volume = self._volume
+        c._first_due = self._first_due
+        c._first_deadline = self._first_deadline
+        return c
+
+    def put(self, book: CustomerBook) -> None:
+        """Store a customer's book; the only way books change, so the indexes stay true."""
+        shared = self._shared
+        if shared & _CUSTOMERS:
+            self.customers = dict(self.customers)
+            self._shared = shared = shared & ~_CUSTOMERS
+        cid = book.customer_id
+        old = self.customers.get(cid)
+        self.customers[cid] = book
+        was = self.vesting_due.get(cid)
+        if book.held and book.vest_deadline is not None:
+            if shared & _VESTING:
+                self.vesting_due = dict(self.vesting_due)
+                self._shared = shared & ~_VESTING
+            self.vesting_due[cid] = deadline = book.vest_deadline
+        elif was is not None:
+            if shared & _VESTING:
+                self.vesting_due = dict(self.vesting_due)
+                self._shared = shared & ~_VESTING
+            del self.vesting_due[cid]
+            deadline = None
+        else:
+            deadline = None
+        first = self._first_deadline
+        if first is not _UNKNOWN:
+            if was is not None and was == first:
+                self._first_deadline = _UNKNOWN
+            elif deadline is not None and (first is None or deadline < first):
+                self._first_deadline = deadline
+        if self._volume:
+            self._volume_moved(old, book)
+
+    def own_lots(self, currency: str) -> dict[date, Decimal]:
+        """The pending lots of a currency (which must exist), safe to change."""
+        if self._shared & _PENDING:
+            self.pending = {c: dict(lots) for c, lots in self.pending.items()}
+            self._shared &= ~_PENDING
+        self._first_due = _UNKNOWN
+        return self.pending[currency]
+
+    def first_deadline(self) -> date | None:
+        """The earliest vesting deadline of any customer, None when nothing is held."""
+        first = self._first_deadline
+        if first is _UNKNOWN:
+            first = self._first_deadline = min(self.vesting_due.values(), default=None)
+        return first
+
+    def add_pending(self, currency: str, due: date, amount: Decimal) -> None:
+        """Money becomes pending until `due`."""
+        if self._shared & _PENDING:
+            self.pending = {c: dict(lots) for c, lots in self.pending.items()}
+            self._shared &= ~_PENDING
+        lots = self.pending.setdefault(currency, {})
+        lots[due] = lots.get(due, ZERO) + amount
+        first = self._first_due
+        if first is not _UNKNOWN and (first is None or due < first):
+            self._first_due = due
 
     def add_payable(self, currency: str, day: date, amount: Decimal) -> None:
         """Change the payable balance, effective on `day`."""
-        self.payable[currency] = self.payable.get(currency, ZERO) + amount
+        shared = self._shared
+        if shared & _PAYABLE:
+            self.payable = dict(self.payable)
+            self._shared = shared = shared & ~_PAYABLE
+        payable = self.payable
+        payable[currency] = payable.get(currency, ZERO) + amount
         if self.last_run is not None and day <= self.last_run:
             return  # no later run can be as of a day before the last one: nothing to remember
+        if shared & _CHANGES:
+            self.payable_changes = {c: dict(days) for c, days in self.payable_changes.items()}
+            self._shared = shared & ~_CHANGES
         days = self.payable_changes.setdefault(currency, {})
         days[day] = days.get(day, ZERO) + amount
         if not days[day]:
             del days[day]
+
+    def set_comarketing(self, key: str, matched: Decimal) -> None:
+        if self._shared & _COMARKETING:
+            self.comarketing = dict(self.comarketing)
+            self._shared &= ~_COMARKETING
+        self.comarketing[key] = matched
+
+    def set_payout(self, payout: Payout) -> None:
+        if self._shared & _PAYOUTS:
+            self.payouts = dict(self.payouts)
+            self._shared &= ~_PAYOUTS
+        self.payouts[payout.payout_id] = payout
+
+    def open_dispute(self, dispute_id: str, posting_id: str) -> None:
+        """Remember an open dispute (a dispute opened twice keeps its first posting)."""
+        if dispute_id in self.disputes:
+            return
+        if self._shared & _DISPUTES:
+            self.disputes = dict(self.disputes)
+            self._shared &= ~_DISPUTES
+        self.disputes[dispute_id] = posting_id
+
+    def close_dispute(self, dispute_id: str) -> str | None:
+        """Forget an open dispute; its posting id, or None when it was not open."""
+        if dispute_id not in self.disputes:
+            return None
+        if self._shared & _DISPUTES:
+            self.disputes = dict(self.disputes)
+            self._shared &= ~_DISPUTES
+        return self.disputes.pop(dispute_id)
 
     def payable_as_of(self, currency: str, day: date) -> Decimal:
         """The payable balance at the end of `day`, even if later-dated entries were applied."""
@@ -109,12 +233,13 @@ class PartnerState:
 
     def forget_payable_changes(self, through: date) -> None:
         """Drop remembered changes dated on or before `through` (the last run's as_of)."""
-        for currency in list(self.payable_changes):
-            days = {d: a for d, a in self.payable_changes[currency].items() if d > through}
+        kept: dict[str, dict[date, Decimal]] = {}
+        for currency, changes in self.payable_changes.items():
+            days = {d: a for d, a in changes.items() if d > through}
             if days:
-                self.payable_changes[currency] = days
-            else:
-                del self.payable_changes[currency]
+                kept[currency] = days
+        self.payable_changes = kept  # new containers: this state's own
+        self._shared &= ~_CHANGES
 
     def volume(self, currency: str) -> Decimal:
         """Attributed active ARR: Σ over active customers of ARR × this partner's share.
@@ -124,12 +249,73 @@ class PartnerState:
         return sum((b.arr * b.share for b in self.customers.values()
                     if b.active and b.currency == currency), ZERO)
 
+    def volume_value(self, currency: str) -> Decimal:
+        """volume(currency) by value, from an index that put() keeps up to date.
+
+        Equal to volume() (the same number; its Decimal exponent may differ, so use it where
+        only the value counts: comparisons, rounding). The index holds the exact sum of the
+        terms b.arr × b.share; volume() adds them in the current context, and the two agree
+        whenever no partial sum needs more digits than the context's precision, which the
+        index checks (bound × 10^-exponent < 10^prec); otherwise volume() is asked.
+        """
+        index = self._volume
+        hit = index.get(currency) if index is not None else None
+        prec = getcontext().prec
+        if hit is None or hit[1] * _scale(-min(hit[2], 0)) >= _scale(prec):
+            hit = self._volume_index(currency)
+            if hit is None or hit[1] * _scale(-min(hit[2], 0)) >= _scale(prec):
+                return self.volume(currency)
+        return hit[0] if hit[0] else ZERO
+
+    def _volume_index(self, currency: str) -> tuple[Decimal, Decimal, int] | None:
+        total = bound = ZERO
+        least = 0
+        try:
+            for b in self.customers.values():
+                if b.active and b.currency == currency:
+                    term = b.arr * b.share
+                    total = _EXACT.add(total, term)
+                    bound = _EXACT.add(bound, abs(term))
+                    least = min(least, term.as_tuple().exponent)
+        except (Inexact, InvalidOperation, TypeError):
+            return None
+        hit = (total, bound, least)
+        self._volume = {**(self._volume or {}), currency: hit}
+        return hit
+
+    def _volume_moved(self, old: CustomerBook | None, new: CustomerBook) -> None:
+        """Keep the volume index true as one book is replaced (bounds only ever widen)."""
+        index = dict(self._volume or {})
+        try:
+            if old is not None and old.active and old.currency in index:
+                total, bound, least = index[old.currency]
+                term = old.arr * old.share
+                index[old.currency] = (_EXACT.subtract(total, term), bound, least)
+            if new.active and new.currency in index:
+                total, bound, least = index[new.currency]
+                term = new.arr * new.share
+                index[new.currency] = (_EXACT.add(total, term), _EXACT.add(bound, abs(term)),
+                                       min(least, term.as_tuple().exponent))
+        except (Inexact, InvalidOperation, TypeError):
+            index = {}
+        self._volume = index
+
     def mature(self, day: date) -> None:
         """Pending lots whose hold has ended by `day` join the payable balance."""
+        first = self._first_due
+        if first is _UNKNOWN:
+            first = min((min(lots) for lots in self.pending.values() if lots), default=None)
+        if first is None or first > day:
+            self._first_due = first
+            return
         for currency, lots in self.pending.items():
+            if not lots or min(lots) > day:
+                continue
             due = [d for d in lots if d <= day]
+            lots = self.own_lots(currency)
             for d in due:
                 self.add_payable(currency, d, lots.pop(d))
+        self._first_due = min((min(lots) for lots in self.pending.values() if lots), default=None)
 
     def payable_on(self, currency: str, day: date) -> Decimal:
         matured = sum((a for d, a in self.pending.get(currency, {}).items() if d <= day), ZERO)
@@ -144,6 +330,11 @@ def new_state(partner_id: str) -> PartnerState:
 
 
 def _enc(v: Any) -> Any:
+    t = type(v)
+    if t is str or t is bool or t is int or v is None:
+        return v
+    if t is Decimal:
+        return str(v)
     if isinstance(v, Decimal):
         return str(v)
     if isinstance(v, date):
@@ -155,30 +346,43 @@ def _enc(v: Any) -> Any:
 
 _BOOK_DECIMALS = {"share", "arr", "upfront_rate", "earned", "held", "forfeited", "clawed_back"}
 _BOOK_DATES = {"start_date", "vest_deadline"}
+# CustomerBook's fields, read once (dataclasses.fields is slow): (name, default, kind).
+_BOOK_NAMES = tuple(f.name for f in fields(CustomerBook))
+_BOOK_PLAN = tuple(
+    (f.name, f.default, "decimal" if f.name in _BOOK_DECIMALS else "date" if f.name in _BOOK_DATES
+     else "tuple" if f.name in ("release_on", "milestones") else "")
+    for f in fields(CustomerBook))
+_make_book = maker(CustomerBook)
+# dataclasses.replace(book, ...) without its per-call field walk.
+replace_book = replacer(CustomerBook)
 
 
 def _book_from(d: dict[str, Any]) -> CustomerBook:
     kw: dict[str, Any] = {}
-    for f in fields(CustomerBook):
-        v = d.get(f.name, f.default)
+    for name, default, kind in _BOOK_PLAN:
+        v = d.get(name, default)
         if v is None:
-            kw[f.name] = None
-        elif f.name in _BOOK_DECIMALS:
-            kw[f.name] = Decimal(v)
-        elif f.name in _BOOK_DATES:
-            kw[f.name] = date.fromisoformat(v)
-        elif f.name in ("release_on", "milestones"):
-            kw[f.name] = tuple(v)
+            kw[name] = None
+        elif kind == "decimal":
+            kw[name] = Decimal(v)
+        elif kind == "date":
+            kw[name] = date.fromisoformat(v)
+        elif kind == "tuple":
+            kw[name] = tuple(v)
         else:
-            kw[f.name] = v
-    return CustomerBook(**kw)
+            kw[name] = v
+    return _make_book(**kw)
+
+
+def _book_to(b: CustomerBook) -> dict[str, Any]:
+    names = _BOOK_NAMES if type(b) is CustomerBook else tuple(f.name for f in fields(b))
+    return {n: _enc(getattr(b, n)) for n in names}
 
 
 def state_to_json(s: PartnerState) -> dict[str, Any]:
     return {
         "partner_id": s.partner_id,
-        "customers": {k: {f.name: _enc(getattr(b, f.name)) for f in fields(b)}
-                      for k, b in sorted(s.customers.items())},
+        "customers": {k: _book_to(b) for k, b in sorted(s.customers.items())},
         "pending": {c: {d.isoformat(): str(a) for d, a in sorted(lots.items())}
                     for c, lots in sorted(s.pending.items())},
         "payable": {c: str(a) for c, a in sorted(s.payable.items())},

@@ -8,15 +8,17 @@ derive from the entry and a counter, never from the clock or randomness.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
 from trailpay.core.journal import LedgerEntry
-from trailpay.core.money import Money, round_money
+from trailpay.core.money import Money, make_money, round_money
 from trailpay.core.plans import Amounts, Enrollment, PlanVersion, Rule, with_overrides
-from trailpay.core.postings import COMPANY_ACCOUNT, EXPENSE, Explanation, Leg, PostingGroup
-from trailpay.core.state import ZERO, CustomerBook, PartnerState
+from trailpay.core.postings import (
+    COMPANY_ACCOUNT, EXPENSE, Leg, PostingGroup, make_explanation, make_group, make_leg,
+)
+from trailpay.core.state import ZERO, CustomerBook, PartnerState, replace_book
 
 
 class AccrualError(ValueError):
@@ -34,7 +36,19 @@ def fmt(amount: Decimal, currency: str) -> str:
 
 def pct(rate: Decimal) -> str:
     """0.2 -> '20%', 0.075 -> '7.5%'."""
-    return f"{(rate * 100).normalize():f}%"
+    try:
+        text = _PCT.get(rate)
+    except TypeError:  # unhashable (a signalling NaN): let the arithmetic say what is wrong
+        text = None
+    if text is None:
+        text = f"{(rate * 100).normalize():f}%"
+        if rate and len(_PCT) < 4096:  # not zero: 0 and -0 are one key but print differently
+            _PCT[rate] = text
+    return text
+
+
+# pct of the rates and shares seen so far: equal Decimals print the same once normalized.
+_PCT: dict[Decimal, str] = {}
 
 
 def volume_text(multiplier: Decimal, volume: Decimal, currency: str) -> str:
@@ -54,7 +68,25 @@ def amount_in(amounts: Amounts, currency: str, rule: Rule, what: str) -> Decimal
     return value
 
 
-@dataclass
+# Rules per (plan version, kind, partner type), chosen once: plans are immutable values, and
+# each entry is kept with its plan so that its id is never reused while it is remembered.
+_RULES: dict[tuple[int, str, str], tuple[PlanVersion, tuple[Rule, ...]]] = {}
+_RULES_MAX = 4096
+
+
+def _rules_of(plan: PlanVersion, kind: str, partner_type: str) -> tuple[Rule, ...]:
+    key = (id(plan), kind, partner_type)
+    hit = _RULES.get(key)
+    if hit is not None and hit[0] is plan:
+        return hit[1]
+    rules = tuple(plan.rules_of(kind, partner_type))
+    if len(_RULES) >= _RULES_MAX:
+        _RULES.clear()
+    _RULES[key] = (plan, rules)
+    return rules
+
+
+@dataclass(slots=True)
 class Context:
     """One entry being applied to one partner under one plan version."""
 
@@ -64,19 +96,23 @@ class Context:
     state: PartnerState
     day: date
     groups: list[PostingGroup] = field(default_factory=list)
+    partner: str = field(init=False)  # the partner's account
+    _due: date | None = field(init=False, default=None)
 
-    @property
-    def partner(self) -> str:
-        return f"partner:{self.entry.partner_id}"
+    def __post_init__(self) -> None:
+        self.partner = f"partner:{self.entry.partner_id}"
 
     def rules(self, kind: str) -> list[Rule]:
         """The plan's rules of a kind for this partner's type, with its overrides applied."""
-        return [with_overrides(r, self.enrollment.overrides, self.plan.currency)
-                for r in self.plan.rules_of(kind, self.enrollment.type)]
+        rules = _rules_of(self.plan, kind, self.enrollment.type)
+        overrides = self.enrollment.overrides
+        if not overrides and overrides is not None:
+            return list(rules)
+        return [with_overrides(r, overrides, self.plan.currency) for r in rules]
 
     def multiplier(self, currency: str) -> tuple[Decimal, Decimal]:
         """(volume multiplier, attributed active ARR in `currency`) before this entry applies."""
-        volume = self.state.volume(currency)
+        volume = self.state.volume_value(currency)
         tiers = self.rules("volume_tiers")
         return (tiers[0].multiplier_at(volume) if tiers else Decimal(1)), volume
 
@@ -96,20 +132,23 @@ class Context:
                                "trailpay never converts money")
 
     def group(self, rule: Rule | str, kind: str, legs: list[Leg], sentence: str,
-              customer: CustomerBook | None = None, **why: Decimal | None) -> PostingGroup:
+              customer: CustomerBook | None = None, base: Decimal | None = None,
+              rate: Decimal | None = None, multiplier: Decimal | None = None,
+              share: Decimal | None = None, unrounded: Decimal | None = None) -> PostingGroup:
         """Append a group; `customer` names the customer when it is not the entry's own."""
         rule_id = rule if isinstance(rule, str) else rule.id
         e = self.entry
-        g = PostingGroup(
-            group_id=f"{e.entry_id}:{rule_id}:{len(self.groups)}", entry_id=e.entry_id,
-            journal_seq=e.journal_seq, event_id=e.event_id, event_type=e.fact.type,
-            effective_at=e.time, partner_id=e.partner_id,
-            customer_id=customer.customer_id if customer else e.customer_id,
-            deal_id=customer.deal_id if customer else e.deal_id,
-            explanation=Explanation(rule_id, kind, sentence, self.plan.plan_id, self.plan.version,
-                                    **why),
-            legs=tuple(legs))
-        self.groups.append(g)
+        plan = self.plan
+        groups = self.groups
+        g = make_group(
+            f"{e.entry_id}:{rule_id}:{len(groups)}", e.entry_id, e.journal_seq, e.event_id,
+            e.fact.type, e.time, e.partner_id,
+            customer.customer_id if customer else e.customer_id,
+            customer.deal_id if customer else e.deal_id,
+            make_explanation(rule_id, kind, sentence, plan.plan_id, plan.version, base, rate,
+                             multiplier, share, unrounded),
+            tuple(legs))
+        groups.append(g)
         return g
 
     # --- moving money -----------------------------------------------------------------------
@@ -117,23 +156,24 @@ class Context:
     def earn(self, amount: Money, held: Decimal = ZERO) -> list[Leg]:
         """Company expense → partner: `held` to held, the rest pending until hold_days pass."""
         c = amount.currency
-        legs = [Leg(COMPANY_ACCOUNT, EXPENSE, -amount)]
+        legs = [make_leg(COMPANY_ACCOUNT, EXPENSE, make_money(-amount.amount, c), None)]
         if held:
-            legs.append(Leg(self.partner, "held", Money(held, c)))
+            legs.append(make_leg(self.partner, "held", make_money(held, c), None))
         rest = amount.amount - held
         if rest:
-            legs.append(self.pend(Money(rest, c)))
+            legs.append(self.pend(make_money(rest, c)))
         return legs
 
     def pend(self, amount: Money) -> Leg:
-        due = self.day + timedelta(days=self.plan.payout.hold_days)
-        lots = self.state.pending.setdefault(amount.currency, {})
-        lots[due] = lots.get(due, ZERO) + amount.amount
-        return Leg(self.partner, "pending", amount, available_on=due)
+        due = self._due
+        if due is None:
+            due = self._due = self.day + timedelta(days=self.plan.payout.hold_days)
+        self.state.add_pending(amount.currency, due, amount.amount)
+        return make_leg(self.partner, "pending", amount, due)
 
     def pay_now(self, amount: Money) -> Leg:
         self.state.add_payable(amount.currency, self.day, amount.amount)
-        return Leg(self.partner, "payable", amount)
+        return make_leg(self.partner, "payable", amount, None)
 
     def take(self, amount: Money, book: CustomerBook | None) -> tuple[list[Leg], CustomerBook | None]:
         """Claw `amount` back: the customer's held money first, then pending, then payable.
@@ -142,12 +182,13 @@ class Context:
         """
         c, left = amount.currency, amount.amount
         legs: list[Leg] = []
+        partner = self.partner
         if book is not None and book.held and book.currency == c:
             from_held = min(book.held, left)
-            legs.append(Leg(self.partner, "held", Money(-from_held, c)))
-            book = replace(book, held=book.held - from_held)
+            legs.append(make_leg(partner, "held", make_money(-from_held, c), None))
+            book = replace_book(book, held=book.held - from_held)
             left -= from_held
-        lots = self.state.pending.get(c, {})
+        lots = self.state.own_lots(c) if c in self.state.pending else {}
         for due in sorted(lots, reverse=True):  # money furthest from payment goes first
             if not left:
                 break
@@ -157,11 +198,10 @@ class Context:
             lots[due] -= part
             if not lots[due]:
                 del lots[due]
-            legs.append(Leg(self.partner, "pending", Money(-part, c), available_on=due))
+            legs.append(make_leg(partner, "pending", make_money(-part, c), due))
             left -= part
         if left:
             self.state.add_payable(c, self.day, -left)
-            legs.append(Leg(self.partner, "payable", Money(-left, c)))
-        legs.append(Leg(self.partner, "clawed_back", amount))
+            legs.append(make_leg(partner, "payable", make_money(-left, c), None))
+        legs.append(make_leg(partner, "clawed_back", amount, None))
         return legs, book
-

@@ -9,7 +9,6 @@ then payable (which may go negative and is netted against later earnings).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -17,7 +16,7 @@ from trailpay.core.facts import RefundIssued, SubscriptionChurned
 from trailpay.core.money import Money, round_money
 from trailpay.core.rules import vesting
 from trailpay.core.rules.base import AccrualError, Context, fmt, pct
-from trailpay.core.state import ZERO, CustomerBook
+from trailpay.core.state import ZERO, CustomerBook, replace_book
 
 
 def whole_months(start: date, end: date) -> int:
@@ -36,7 +35,7 @@ def _claw(ctx: Context, book: CustomerBook, amount: Decimal, text: str,
           **why: Decimal | None) -> CustomerBook:
     legs, book = ctx.take(Money(amount, book.currency), book)
     ctx.group(book.upfront_rule or "clawback", "clawback", legs, text, customer=book, **why)
-    return replace(book, clawed_back=book.clawed_back + amount)
+    return replace_book(book, clawed_back=book.clawed_back + amount)
 
 
 def on_churn(ctx: Context, fact: SubscriptionChurned) -> None:
@@ -65,7 +64,7 @@ def on_churn(ctx: Context, fact: SubscriptionChurned) -> None:
             book = _claw(ctx, book, amount, text, base=base, rate=fraction, unrounded=unrounded)
     if book.held:
         book = _forfeit_on_churn(ctx, book, fact)
-    ctx.state.put(replace(book, active=False, arr=book.arr * 0))
+    ctx.state.put(replace_book(book, active=False, arr=book.arr * 0))
 
 
 def _forfeit_on_churn(ctx: Context, book: CustomerBook, fact: SubscriptionChurned) -> CustomerBook:

@@ -34,6 +34,6 @@ def on_comarketing(ctx: Context, fact: ComarketingCompleted) -> None:
         if not amount:
             continue
         text += f": {fmt(amount, cur)}"
-        ctx.state.comarketing[key] = used + amount
+        ctx.state.set_comarketing(key, used + amount)
         ctx.group(rule, "comarketing", ctx.earn(Money(amount, cur)), text, base=fact.spend,
                   rate=rule.match_rate, unrounded=whole)

@@ -17,13 +17,13 @@ OUTCOMES = ("accepted", "rejected")
 
 
 def on_opened(ctx: Context, fact: DisputeOpened) -> None:
-    ctx.state.disputes.setdefault(fact.dispute_id, fact.posting_id)
+    ctx.state.open_dispute(fact.dispute_id, fact.posting_id)
 
 
 def on_resolved(ctx: Context, fact: DisputeResolved) -> None:
     if fact.outcome not in OUTCOMES:
         raise AccrualError(f"data.outcome: must be accepted or rejected, not {fact.outcome!r}")
-    posting = ctx.state.disputes.pop(fact.dispute_id, None)
+    posting = ctx.state.close_dispute(fact.dispute_id)
     if posting is None:
         raise AccrualError(f"dispute {fact.dispute_id} is not open for partner "
                            f"{ctx.entry.partner_id}")

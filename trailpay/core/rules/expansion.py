@@ -6,11 +6,11 @@ Fires on subscription.expanded (delta_arr) and on deal.closed kind=expansion
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 from trailpay.core.money import Money, round_money
 from trailpay.core.rules.base import Context, fmt, pct, volume_text
+from trailpay.core.state import replace_book
 
 
 def on_expansion(ctx: Context, delta: Decimal, currency: str) -> None:
@@ -31,7 +31,7 @@ def on_expansion(ctx: Context, delta: Decimal, currency: str) -> None:
         ctx.group(rule, "expansion", ctx.earn(Money(amount, currency)), text, base=delta,
                   rate=rule.rate, multiplier=mult, share=share, unrounded=unrounded)
     if book is not None:
-        ctx.state.put(replace(book, arr=book.arr + delta))
+        ctx.state.put(replace_book(book, arr=book.arr + delta))
 
 
 def on_contraction(ctx: Context, delta: Decimal, currency: str) -> None:
@@ -39,4 +39,4 @@ def on_contraction(ctx: Context, delta: Decimal, currency: str) -> None:
     book = ctx.state.customers.get(ctx.entry.customer_id or "")
     if book is not None:
         ctx.same_currency(book, currency, "contraction")
-        ctx.state.put(replace(book, arr=max(book.arr - delta, delta * 0)))
+        ctx.state.put(replace_book(book, arr=max(book.arr - delta, delta * 0)))

@@ -6,11 +6,10 @@ only in other currencies dead-letters the event rather than converting.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from trailpay.core.facts import MilestoneAchieved
 from trailpay.core.money import Money, round_money
 from trailpay.core.rules.base import Context, amount_in, fmt, pct
+from trailpay.core.state import replace_book
 
 
 def on_milestone(ctx: Context, fact: MilestoneAchieved) -> None:
@@ -39,5 +38,5 @@ def on_milestone(ctx: Context, fact: MilestoneAchieved) -> None:
                   unrounded=unrounded)
         paid = True
     if paid:
-        ctx.state.put(replace(
+        ctx.state.put(replace_book(
             book, milestones=(*book.milestones, fact.milestone)))

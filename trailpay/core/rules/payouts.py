@@ -48,7 +48,7 @@ def on_run(ctx: Context, fact: PayoutRunRequested) -> None:
                 "sent for payment")
         ctx.group("payout", "payout", [Leg(ctx.partner, "payable", -money),
                                        Leg(ctx.partner, "in_payout", money)], text, base=amount)
-        s.payouts[pid] = Payout(pid, currency, amount, "in_payout")
+        s.set_payout(Payout(pid, currency, amount, "in_payout"))
 
 
 def _payout(ctx: Context, pid: str) -> Payout:
@@ -78,7 +78,7 @@ def on_confirmed(ctx: Context, fact: PayoutConfirmed) -> None:
             f"(payment reference {fact.reference})")
     ctx.group("payout", "payout", [Leg(ctx.partner, "in_payout", -money),
                                    Leg(ctx.partner, "paid", money)], text, base=p.amount)
-    ctx.state.payouts[p.payout_id] = replace(p, status="paid", reference=fact.reference)
+    ctx.state.set_payout(replace(p, status="paid", reference=fact.reference))
 
 
 def on_failed(ctx: Context, fact: PayoutFailed) -> None:
@@ -91,4 +91,4 @@ def on_failed(ctx: Context, fact: PayoutFailed) -> None:
             "with the next payout run")
     ctx.group("payout", "payout", [Leg(ctx.partner, "in_payout", -money),
                                    ctx.pay_now(money)], text, base=p.amount)
-    ctx.state.payouts[p.payout_id] = replace(p, status="failed", reference=fact.reference)
+    ctx.state.set_payout(replace(p, status="failed", reference=fact.reference))

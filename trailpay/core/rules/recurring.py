@@ -6,12 +6,12 @@ period_start, plus one: the first renewal of a 12-month deal is year 2.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
 from trailpay.core.money import Money, round_money
 from trailpay.core.rules.base import Context, fmt, pct, volume_text
+from trailpay.core.state import replace_book
 
 
 def tenure_year(start: date, period_start: date) -> int:
@@ -38,4 +38,4 @@ def on_renewal(ctx: Context, arr: Decimal, currency: str, period_start: date) ->
         text += f", your share {pct(share)}: {fmt(amount, currency)}"
         ctx.group(rule, "recurring", ctx.earn(Money(amount, currency)), text, base=arr, rate=rate,
                   multiplier=mult, share=share, unrounded=unrounded)
-    ctx.state.put(replace(book, arr=arr, active=True))
+    ctx.state.put(replace_book(book, arr=arr, active=True))

@@ -7,13 +7,12 @@ release milestone (see vesting.py); the rest is pending for the hold period.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 from trailpay.core.facts import DealClosed
 from trailpay.core.money import Money, round_money
 from trailpay.core.rules.base import AccrualError, Context, amount_in, fmt, pct
-from trailpay.core.state import CustomerBook
+from trailpay.core.state import CustomerBook, replace_book
 
 
 def milestones_text(names: tuple[str, ...]) -> str:
@@ -50,9 +49,9 @@ def on_new_deal(ctx: Context, fact: DealClosed) -> None:
             deadline = fact.start_date + timedelta(days=rule.vesting.within_days)
             text += (f"; {pct(rule.vesting.held_pct)} ({fmt(held, cur)}) held until "
                      f"{milestones_text(rule.vesting.release_on)}, by {deadline.isoformat()}")
-            book = replace(book, vest_deadline=deadline, release_on=rule.vesting.release_on)
+            book = replace_book(book, vest_deadline=deadline, release_on=rule.vesting.release_on)
         ctx.group(rule, "upfront", ctx.earn(Money(amount, cur), held), text, base=base,
                   rate=rule.rate, share=share, unrounded=unrounded)
-        book = replace(book, upfront_rule=rule.id, upfront_rate=rule.rate,
-                       earned=book.earned + amount, held=book.held + held)
+        book = replace_book(book, upfront_rule=rule.id, upfront_rate=rule.rate,
+                            earned=book.earned + amount, held=book.held + held)
     ctx.state.put(book)

@@ -8,19 +8,20 @@ so decides the same, without any clock.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from trailpay.core.facts import MilestoneAchieved
 from trailpay.core.money import Money
 from trailpay.core.postings import Leg
 from trailpay.core.rules.base import Context, fmt
 from trailpay.core.rules.upfront import milestones_text
-from trailpay.core.state import CustomerBook
+from trailpay.core.state import CustomerBook, replace_book
 
 
 def forfeit_expired(ctx: Context) -> None:
     """Forfeit held money whose deadline passed before this entry's date."""
-    due = sorted(c for c, deadline in ctx.state.vesting_due.items() if deadline < ctx.day)
+    first, day = ctx.state.first_deadline(), ctx.day
+    if first is None or first >= day:
+        return
+    due = sorted(c for c, deadline in ctx.state.vesting_due.items() if deadline < day)
     for cid in due:
         book = ctx.state.customers[cid]
         text = (f"Held {fmt(book.held, book.currency)} {book.currency} of the upfront commission "
@@ -35,7 +36,7 @@ def forfeit(ctx: Context, book: CustomerBook, text: str) -> CustomerBook:
     ctx.group(book.upfront_rule or "vesting", "vesting",
               [Leg(ctx.partner, "held", Money(-held, cur)),
                Leg(ctx.partner, "forfeited", Money(held, cur))], text, customer=book)
-    return replace(book, held=held * 0, forfeited=book.forfeited + held)
+    return replace_book(book, held=held * 0, forfeited=book.forfeited + held)
 
 
 def release(ctx: Context, fact: MilestoneAchieved) -> None:
@@ -49,4 +50,4 @@ def release(ctx: Context, fact: MilestoneAchieved) -> None:
             f"held {fmt(held, cur)} {cur} of the upfront commission released, payable now")
     ctx.group(book.upfront_rule or "vesting", "vesting",
               [Leg(ctx.partner, "held", Money(-held, cur)), ctx.pay_now(Money(held, cur))], text)
-    ctx.state.put(replace(book, held=held * 0))
+    ctx.state.put(replace_book(book, held=held * 0))

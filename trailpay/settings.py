@@ -50,9 +50,6 @@ class Settings(BaseSettings):
         default=64.0, ge=0,
         description="Gateway: memory for rendered statements and balances, each checked against "
                     "the partner's version on every read (0: no cache).")
-    gateway_workers: int = Field(
-        default=1, ge=1,
-        description="Gateway processes sharing the port (SO_REUSEPORT); 1 serves in-process.")
     log_level: str = "INFO"
     data_dir: str = Field(default=".trailpay", description="Embedded PostgreSQL data and dev state.")
 

@@ -8,7 +8,7 @@ entry; idempotency is keyed on entry_id, never on broker offsets.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -79,13 +79,16 @@ async def _write(conn: AsyncConnection, groups: list[PostingGroup]) -> None:
         await pg.copy_records_to_table("postings", records=posting_rows(groups),
                                        columns=POSTING_COLUMNS)
         delta: dict[tuple, object] = defaultdict(int)
+        counted: Counter[tuple[str, str]] = Counter()
         for g in groups:
             for leg in g.legs:
                 if leg.account == COMPANY_ACCOUNT:
                     continue
                 key = (g.partner_id, leg.amount.currency, leg.bucket, leg.available_on or NO_DATE)
                 delta[key] += leg.amount.amount
-                metrics.POSTINGS.labels(g.explanation.rule_kind, leg.bucket).inc()
+                counted[g.explanation.rule_kind, leg.bucket] += 1
+        for (kind, bucket), n in counted.items():
+            metrics.POSTINGS.labels(kind, bucket).inc(n)
         keys = sorted(delta)
         await pg.execute(
             "INSERT INTO balances AS b (partner_id, currency, bucket, available_on, amount) "

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trailpay.adapters.db import raw
+from trailpay.adapters.kafka import send_all
 from trailpay.core.facts import COMMAND_SOURCE
 from trailpay.core.journal import body_hash
 
@@ -37,9 +38,7 @@ def command_event(event_id: str, type_: str, at: datetime, data: Mapping[str, An
 
 async def send(producer: AIOKafkaProducer, topic: str, events: list[tuple[str, bytes]]) -> None:
     """Produce (key, event) pairs and wait until the broker has them all."""
-    futures = [await producer.send(topic, key=key.encode(), value=value) for key, value in events]
-    for f in futures:
-        await f
+    await send_all(producer, topic, [(key.encode(), value) for key, value in events])
 
 
 async def request_once(conn: AsyncConnection, producer: AIOKafkaProducer, topic: str,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trailpay import metrics
 from trailpay.adapters.db import raw
+from trailpay.adapters.kafka import send_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,5 @@ async def record(conn: AsyncConnection, letters: Sequence[DeadLetter]) -> None:
 
 async def publish(producer, topic: str, letters: Sequence[DeadLetter]) -> None:
     """Best effort after commit: the table is the record of truth."""
-    futures = [await producer.send(topic, key=(d.event_id or "").encode(), value=d.to_message())
-               for d in letters]
-    for f in futures:
-        await f
+    await send_all(producer, topic, [((d.event_id or "").encode(), d.to_message())
+                                     for d in letters])

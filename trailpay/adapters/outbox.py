@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trailpay import metrics
 from trailpay.adapters.db import raw
+from trailpay.adapters.kafka import send_all
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,7 @@ async def publish_once(engine: AsyncEngine, producer: AIOKafkaProducer, box: Out
             "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit, topic)
         if not rows:
             return 0
-        futures = [await producer.send(topic, key=r[1].encode(), value=r[2].encode()) for r in rows]
-        for f in futures:
-            await f
+        await send_all(producer, topic, [(r[1].encode(), r[2].encode()) for r in rows])
         await pg.execute(f"UPDATE {box.table} SET published = true WHERE id = ANY($1::bigint[])",
                          [r[0] for r in rows])
     if box.published is not None:

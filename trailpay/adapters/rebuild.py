@@ -110,33 +110,39 @@ def fold(payloads: Iterable[bytes | str | dict[str, Any]], books: Books) -> Fold
     return out
 
 
-def _fold_shard(args: tuple[list[bytes], Books]) -> FoldResult:
-    return fold(*args)
+SHARD_SQL = ("SELECT payload::text FROM ledger_entries "
+             "WHERE ($1::int = 1 OR (hashtext(partner_id) & 2147483647) % $1 = $2) "
+             "ORDER BY journal_seq, id")
 
 
-async def journal_entries(conn: AsyncConnection) -> tuple[list[tuple[str, bytes]], int]:
-    """Every attributed entry as (partner_id, payload) in journal order, and how many
-    journal events they come from."""
-    pg = await raw(conn)
-    rows = await pg.fetch("SELECT journal_seq, partner_id, payload::text FROM ledger_entries "
-                          "ORDER BY journal_seq, id")
-    events = len({r[0] for r in rows})
-    return [(r[1], r[2].encode()) for r in rows], events
+async def _fetch_shard(dsn: str, snapshot: str, shard: int, shards: int) -> list[str]:
+    """One shard's entries, read in the rebuild's own snapshot (pg_export_snapshot)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            return [r[0] for r in await conn.fetch(SHARD_SQL, shards, shard)]
+    finally:
+        await conn.close()
 
 
-def fold_parallel(entries: list[tuple[str, bytes]], books: Books, workers: int) -> FoldResult:
-    """Fold with partners split across processes (states are per partner, so results add up)."""
-    if workers <= 1:
-        return fold((p for _, p in entries), books)
-    shards: list[list[bytes]] = [[] for _ in range(workers)]
-    index: dict[str, int] = {}
-    for pid, payload in entries:
-        n = index.get(pid)
-        if n is None:
-            n = index[pid] = len(index) % workers
-        shards[n].append(payload)
+def _fold_shard(args: tuple[str, str, int, int, Books]) -> FoldResult:
+    """A worker process: read its partners' entries itself, then fold them."""
+    import asyncio
+
+    dsn, snapshot, shard, shards, books = args
+    return fold(asyncio.run(_fetch_shard(dsn, snapshot, shard, shards)), books)
+
+
+def fold_parallel(dsn: str, snapshot: str, books: Books, workers: int) -> FoldResult:
+    """Fold with partners split across processes by a hash of the partner id (states are
+    per partner, so the results add up); each process reads its own shard in the same
+    snapshot, so nothing is read twice or shipped between processes."""
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(_fold_shard, [(s, books) for s in shards]))
+        parts = list(pool.map(_fold_shard, [(dsn, snapshot, k, workers, books)
+                                            for k in range(workers)]))
     out = FoldResult()
     for part in parts:
         out.entries += part.entries
@@ -183,18 +189,27 @@ class Rebuild:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-async def rebuild(conn: AsyncConnection, check: bool = False, workers: int | None = None
-                  ) -> Rebuild:
+async def rebuild(conn: AsyncConnection, check: bool = False, workers: int | None = None,
+                  parallel_from: int = 20_000) -> Rebuild:
     """Replay the whole journal into fresh in-memory projections; optionally compare with live.
 
     Run it inside one transaction (REPEATABLE READ for a consistent snapshot when the
-    services are running) so entries and live balances are read as of the same moment.
+    services are running) so entries and live balances are read as of the same moment;
+    worker processes join that snapshot. Below `parallel_from` entries, starting
+    processes costs more than it saves: the fold runs here.
     """
     started = time.perf_counter()
+    pg = await raw(conn)
     books = await load_books(conn)
-    entries, events = await journal_entries(conn)
+    entries, events = await pg.fetchrow(
+        "SELECT count(*), count(DISTINCT journal_seq) FROM ledger_entries")
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    result = fold_parallel(entries, books, workers if len(entries) > 20_000 else 1)
+    if workers <= 1 or entries < parallel_from:
+        result = fold([r[0] for r in await pg.fetch(SHARD_SQL, 1, 0)], books)
+    else:
+        snapshot = await pg.fetchval("SELECT pg_export_snapshot()")
+        dsn = conn.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        result = fold_parallel(dsn, snapshot, books, workers)
     seconds = time.perf_counter() - started
     out = Rebuild(events, result.entries, result.applied, result.refused, result.groups, seconds,
                   result.balances)

@@ -15,12 +15,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 
+from services.devserver import wait_ready
 from trailpay.adapters.db import ensure_database, migrate_sync, with_database
 from trailpay.adapters.embedded import EmbeddedPostgres, TansuBroker, free_port
 from trailpay.settings import Settings
@@ -63,18 +62,6 @@ def _children(pid: int) -> list[int]:
             except (OSError, ValueError, IndexError):
                 continue
     return out
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
 @dataclass
@@ -137,8 +124,8 @@ class Stack:
                 [sys.executable, "-m", "services.cli", name], env=self.env(name), cwd=ROOT,
                 stdout=log, stderr=subprocess.STDOUT)
         for port in self.metrics_ports.values():
-            wait_http(f"http://127.0.0.1:{port}/readyz")
-        wait_http(f"{self.gateway}/readyz")
+            wait_ready(f"http://127.0.0.1:{port}/readyz")
+        wait_ready(f"{self.gateway}/readyz")
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far: each service, the broker, PostgreSQL (postmaster and backends)."""

@@ -20,11 +20,16 @@ DEAD_LETTERS = Counter(
     "trailpay_dead_letters_total", "Messages dead-lettered, by stage and reason", ["stage", "reason"])
 ENTRIES_PUBLISHED = Counter(
     "trailpay_ledger_entries_published_total", "Attributed entries published to trailpay.ledger")
+PAYOUTS = Counter(
+    "trailpay_payouts_total",
+    "Payouts created (in_payout) and settled (paid, failed), by status and currency",
+    ["status", "currency"])
+DISPUTES = Counter("trailpay_disputes_total", "Disputes opened and resolved", ["event"])
 CONSUMER_LAG = Gauge(
     "trailpay_consumer_lag", "Messages behind the high-water mark", ["consumer", "topic", "partition"])
 BATCH_SIZE = Histogram(
     "trailpay_batch_size", "Records per consumer batch", ["consumer"],
-    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000))
 BATCH_SECONDS = Histogram(
     "trailpay_batch_processing_seconds", "Time to process one consumer batch", ["consumer"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))

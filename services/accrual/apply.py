@@ -155,4 +155,5 @@ async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[Ledg
                              "WHERE entry_id = ANY($1::text[])", dead_ids)
         await dead_letters.record(conn, report.dead)
     store.committed(loaded, after)
+    payout_store.observe(changes)
     return report

@@ -15,12 +15,14 @@ from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import jsonschema_rs
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.integration.helpers import cloud_event, deal, eventually, post_events, uid
 from trailpay.adapters import api_keys, payout_runs
+from trailpay.adapters.cloudevents import SCHEMAS
 from trailpay.adapters.db import raw
 
 pytestmark = pytest.mark.integration
@@ -171,6 +173,10 @@ async def test_the_payout_loop_from_events_to_adjustment(client, engine, setting
     assert sent[usd_id]["key"] == p1 and sent[usd_id]["type"] == "payout.requested"
     assert sent[usd_id]["data"]["amount"] == "10000.00" and sent[eur_id]["data"]["currency"] == "EUR"
     assert sent[usd_id]["data"]["payment"] == PAYMENT
+    contract = jsonschema_rs.validator_for(orjson.loads(
+        (SCHEMAS / "messages" / "payout.requested.json").read_bytes()), validate_formats=True)
+    for message in sent.values():
+        contract.validate({k: v for k, v in message.items() if k != "key"})
 
     # 3. The same run again creates nothing: one journal event, no new payout. A referral
     #    sent after it on the same partner key shows the pipeline got past the repeat.
@@ -334,6 +340,16 @@ async def test_the_payout_loop_from_events_to_adjustment(client, engine, setting
     assert [x["dispute_id"] for x in now["disputes"]] == [dispute_id]
     r = await client.get(f"/v1/partners/{p1}/statements/{month}", headers={"Accept": "text/csv"})
     csv_closes(r.text)
+
+    # 11. The accrual counted it for Prometheus (the services share this process's registry).
+    text = (await client.get("/metrics")).text
+    for sample in ('trailpay_payouts_total{currency="USD",status="in_payout"}',
+                   'trailpay_payouts_total{currency="USD",status="paid"}',
+                   'trailpay_payouts_total{currency="EUR",status="failed"}',
+                   'trailpay_disputes_total{event="opened"}',
+                   'trailpay_disputes_total{event="resolved"}'):
+        line = next((ln for ln in text.splitlines() if ln.startswith(sample)), None)
+        assert line is not None and float(line.split()[-1]) >= 1, sample
 
 
 async def test_bad_payout_runs_and_confirmations_are_problems(client):

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from trailpay import metrics
 from trailpay.adapters import outbox
 from trailpay.adapters.cloudevents import Envelope
 from trailpay.adapters.db import raw
@@ -106,6 +107,18 @@ def _requested(entry: LedgerEntry, p: Payout, payment: Any) -> dict[str, Any]:
             "data": {"payout_id": p.payout_id, "run_id": fact.run_id, "as_of": fact.as_of.isoformat(),
                      "partner_id": entry.partner_id, "currency": p.currency,
                      "amount": f"{round_money(p.amount, p.currency):f}", "payment": payment}}
+
+
+def observe(changes: Changes) -> None:
+    """Count what a committed batch did to payouts and disputes (Prometheus)."""
+    for _, p in changes.created:
+        metrics.PAYOUTS.labels("in_payout", p.currency).inc()
+    for _, p in changes.settled:
+        metrics.PAYOUTS.labels(p.status, p.currency).inc()
+    if changes.opened:
+        metrics.DISPUTES.labels("opened").inc(len(changes.opened))
+    if changes.resolved:
+        metrics.DISPUTES.labels("resolved").inc(len(changes.resolved))
 
 
 async def write(conn: AsyncConnection, changes: Changes, payouts_topic: str) -> int:

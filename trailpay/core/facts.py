@@ -8,9 +8,9 @@ keeps the field names here and the schemas in step.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any, ClassVar, get_type_hints
 
@@ -233,6 +233,17 @@ MONEY_FIELDS = frozenset({"acv", "tcv", "arr", "delta_arr", "revenue", "amount",
 
 
 def _to_decimal(name: str, value: Any) -> Decimal | None:
+    t = type(value)
+    if t is str:  # the usual case, and every check below passes for a finite one
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            pass
+        else:
+            if d.is_finite():
+                return d
+    elif t is int and name not in MONEY_FIELDS:
+        return Decimal(value)
     if value is None:
         return None
     if name in MONEY_FIELDS and not isinstance(value, str):
@@ -303,11 +314,46 @@ def _builder(cls: type[Fact]) -> tuple[type[Fact], Any, tuple[tuple[str, Any], .
     return cls, maker(cls), _plan(cls)
 
 
+@cache
+def _direct(cls: type[Fact]) -> Any:
+    """A function data -> fact for a dict holding every required field: the plan's
+    conversions in field order, as arguments of the fast constructor; a missing
+    required field raises KeyError (fact_from_data then takes the general path)."""
+    env: dict[str, Any] = {"_make": maker(cls)}
+    args = []
+    for f, (name, conv) in zip(fields(cls), _plan(cls), strict=True):
+        value = f"data[{name!r}]"
+        if conv is not None:
+            env[f"_c_{name}"] = conv
+            value = f"_c_{name}({name!r}, {value})"
+        if f.default is not MISSING:
+            env[f"_d_{name}"] = f.default
+            value = f"({value} if {name!r} in data else _d_{name})"
+        args.append(value)
+    exec(f"def build(data):\n    return _make({', '.join(args)})\n", env)  # noqa: S102
+    return env["build"]
+
+
+_DIRECT: dict[type[Fact], Any] = {}
+
+
 def fact_from_data(event_type: str, data: Mapping[str, Any]) -> Fact:
     """Build the fact for a CloudEvents `type` from its (schema-valid) `data`."""
     cls = FACT_TYPES.get(event_type)
     if cls is None:
         raise FactError("type", f"unknown event type {event_type!r}")
+    if type(data) is dict:
+        build = _DIRECT.get(cls)
+        if build is None:
+            build = _DIRECT[cls] = _direct(cls)
+        try:
+            fact = build(data)
+        except KeyError:
+            pass  # a field is missing: the general path below says which
+        else:
+            if isinstance(fact, DealClosed):
+                _check_shares(fact)
+            return fact
     cls, make, plan = _builder(cls)
     kwargs = {}
     for name, conv in plan:
@@ -322,10 +368,14 @@ def fact_from_data(event_type: str, data: Mapping[str, Any]) -> Fact:
         except TypeError as exc:
             raise FactError("data", str(exc)) from None
     if isinstance(fact, DealClosed):
-        total = sum((p.share for p in fact.partners), Decimal(0))
-        if fact.partners and total != 1:
-            raise FactError("data.partners", f"shares must sum to 1, they sum to {total}")
+        _check_shares(fact)
     return fact
+
+
+def _check_shares(fact: DealClosed) -> None:
+    total = sum((p.share for p in fact.partners), Decimal(0))
+    if fact.partners and total != 1:
+        raise FactError("data.partners", f"shares must sum to 1, they sum to {total}")
 
 
 @cache

@@ -24,7 +24,10 @@ T = TypeVar("T")
 def _twin(cls: type) -> type:
     base = cls.__bases__[0]
     twin = type(f"_{cls.__name__}Maker", (base,), {
-        "__slots__": cls.__slots__, "__setattr__": object.__setattr__, "__module__": __name__})
+        "__slots__": cls.__slots__, "__module__": __name__,
+        # Both, so that attribute stores take the plain C path (a base's frozen __delattr__
+        # alone would route every store through Python).
+        "__setattr__": object.__setattr__, "__delattr__": object.__delattr__})
     probe = object.__new__(twin)
     probe.__class__ = cls  # fails here, at import, if the layouts ever differ
     return twin

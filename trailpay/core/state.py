@@ -18,6 +18,7 @@ from trailpay.core.frozen import maker, replacer
 
 ZERO = Decimal(0)
 _UNKNOWN: Any = object()  # a cached value not yet worked out
+_new = object.__new__
 
 
 @cache
@@ -111,9 +112,17 @@ class PartnerState:
         books and payouts are immutable members, shared.
         """
         self._shared = _ALL
-        c = PartnerState(self.partner_id, self.customers, self.pending, self.payable,
-                         self.comarketing, self.payouts, self.last_run, self.disputes,
-                         self.payable_changes, self.vesting_due)
+        c = _new(PartnerState)  # every slot set below, as __init__ would
+        c.partner_id = self.partner_id
+        c.customers = self.customers
+        c.pending = self.pending
+        c.payable = self.payable
+        c.comarketing = self.comarketing
+        c.payouts = self.payouts
+        c.last_run = self.last_run
+        c.disputes = self.disputes
+        c.payable_changes = self.payable_changes
+        c.vesting_due = self.vesting_due
         c._shared = _ALL
         c._volume = self._volume
         c._first_due = self._first_due
@@ -149,8 +158,10 @@ class PartnerState:
                 self._first_deadline = _UNKNOWN
             elif deadline is not None and (first is None or deadline < first):
                 self._first_deadline = deadline
-        if self._volume:
-            self._volume_moved(old, book)
+        if self._volume and not (old is not None and old.arr is book.arr
+                                 and old.share is book.share and old.active == book.active
+                                 and old.currency == book.currency):
+            self._volume_moved(old, book)  # (a book whose term is unchanged moves nothing)
 
     def own_lots(self, currency: str) -> dict[date, Decimal]:
         """The pending lots of a currency (which must exist), safe to change."""

@@ -8,7 +8,6 @@ derive from the entry and a counter, never from the clock or randomness.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -86,21 +85,22 @@ def _rules_of(plan: PlanVersion, kind: str, partner_type: str) -> tuple[Rule, ..
     return rules
 
 
-@dataclass(slots=True)
 class Context:
     """One entry being applied to one partner under one plan version."""
 
-    entry: LedgerEntry
-    plan: PlanVersion
-    enrollment: Enrollment
-    state: PartnerState
-    day: date
-    groups: list[PostingGroup] = field(default_factory=list)
-    partner: str = field(init=False)  # the partner's account
-    _due: date | None = field(init=False, default=None)
+    __slots__ = ("entry", "plan", "enrollment", "state", "day", "groups", "partner", "_due")
 
-    def __post_init__(self) -> None:
-        self.partner = f"partner:{self.entry.partner_id}"
+    def __init__(self, entry: LedgerEntry, plan: PlanVersion, enrollment: Enrollment,
+                 state: PartnerState, day: date, groups: list[PostingGroup] | None = None
+                 ) -> None:
+        self.entry = entry
+        self.plan = plan
+        self.enrollment = enrollment
+        self.state = state
+        self.day = day
+        self.groups: list[PostingGroup] = [] if groups is None else groups
+        self.partner = f"partner:{entry.partner_id}"  # the partner's account
+        self._due: date | None = None  # when money pended now becomes payable
 
     def rules(self, kind: str) -> list[Rule]:
         """The plan's rules of a kind for this partner's type, with its overrides applied."""

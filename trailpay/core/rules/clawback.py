@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 
 from trailpay.core.facts import RefundIssued, SubscriptionChurned
-from trailpay.core.money import Money, round_money
+from trailpay.core.money import make_money, round_money
 from trailpay.core.rules import vesting
 from trailpay.core.rules.base import AccrualError, Context, fmt, pct
 from trailpay.core.state import ZERO, CustomerBook, replace_book
@@ -33,7 +33,7 @@ def _within(ctx: Context, book: CustomerBook, on: date) -> bool:
 
 def _claw(ctx: Context, book: CustomerBook, amount: Decimal, text: str,
           **why: Decimal | None) -> CustomerBook:
-    legs, book = ctx.take(Money(amount, book.currency), book)
+    legs, book = ctx.take(make_money(amount, book.currency), book)
     ctx.group(book.upfront_rule or "clawback", "clawback", legs, text, customer=book, **why)
     return replace_book(book, clawed_back=book.clawed_back + amount)
 

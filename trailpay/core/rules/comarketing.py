@@ -7,7 +7,7 @@ time; what was matched so far in the quarter lives in the partner's state.
 from __future__ import annotations
 
 from trailpay.core.facts import ComarketingCompleted
-from trailpay.core.money import Money, round_money
+from trailpay.core.money import make_money, round_money
 from trailpay.core.rules.base import Context, amount_in, fmt, pct
 from trailpay.core.state import ZERO
 
@@ -35,5 +35,5 @@ def on_comarketing(ctx: Context, fact: ComarketingCompleted) -> None:
             continue
         text += f": {fmt(amount, cur)}"
         ctx.state.set_comarketing(key, used + amount)
-        ctx.group(rule, "comarketing", ctx.earn(Money(amount, cur)), text, base=fact.spend,
+        ctx.group(rule, "comarketing", ctx.earn(make_money(amount, cur)), text, base=fact.spend,
                   rate=rule.match_rate, unrounded=whole)

@@ -9,8 +9,8 @@ an amount with more digits than the currency allows is refused).
 from __future__ import annotations
 
 from trailpay.core.facts import DisputeOpened, DisputeResolved
-from trailpay.core.money import MINOR_UNITS, Money, round_money
-from trailpay.core.postings import COMPANY_ACCOUNT, EXPENSE, Leg
+from trailpay.core.money import MINOR_UNITS, make_money, round_money
+from trailpay.core.postings import COMPANY_ACCOUNT, EXPENSE, make_leg
 from trailpay.core.rules.base import AccrualError, Context, fmt
 
 OUTCOMES = ("accepted", "rejected")
@@ -38,9 +38,10 @@ def on_resolved(ctx: Context, fact: DisputeResolved) -> None:
         raise AccrualError(f"data.adjustment_amount: {amount} has more digits than {cur} allows")
     if not amount:
         return
-    money = Money(amount, cur)
+    money = make_money(amount, cur)
     reason = f": {fact.adjustment_reason}" if fact.adjustment_reason else ""
     text = (f"Dispute {fact.dispute_id} on posting {posting} accepted by {fact.resolved_by}"
             f"{reason}: {'+' if amount > 0 else ''}{fmt(amount, cur)} {cur}")
-    ctx.group("dispute", "adjustment", [Leg(COMPANY_ACCOUNT, EXPENSE, -money), ctx.pay_now(money)],
+    ctx.group("dispute", "adjustment",
+              [make_leg(COMPANY_ACCOUNT, EXPENSE, -money), ctx.pay_now(money)],
               text, base=amount, unrounded=amount)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from trailpay.core.money import Money, round_money
+from trailpay.core.money import make_money, round_money
 from trailpay.core.rules.base import Context, fmt, pct, volume_text
 from trailpay.core.state import replace_book
 
@@ -28,7 +28,7 @@ def on_expansion(ctx: Context, delta: Decimal, currency: str) -> None:
         text = f"Expansion: {pct(rule.rate)} of added ARR {fmt(delta, currency)} {currency}"
         text += volume_text(mult, volume, currency)
         text += f", your share {pct(share)}: {fmt(amount, currency)}"
-        ctx.group(rule, "expansion", ctx.earn(Money(amount, currency)), text, base=delta,
+        ctx.group(rule, "expansion", ctx.earn(make_money(amount, currency)), text, base=delta,
                   rate=rule.rate, multiplier=mult, share=share, unrounded=unrounded)
     if book is not None:
         ctx.state.put(replace_book(book, arr=book.arr + delta))

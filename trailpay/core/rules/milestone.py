@@ -7,7 +7,7 @@ only in other currencies dead-letters the event rather than converting.
 from __future__ import annotations
 
 from trailpay.core.facts import MilestoneAchieved
-from trailpay.core.money import Money, round_money
+from trailpay.core.money import make_money, round_money
 from trailpay.core.rules.base import Context, amount_in, fmt, pct
 from trailpay.core.state import replace_book
 
@@ -34,7 +34,7 @@ def on_milestone(ctx: Context, fact: MilestoneAchieved) -> None:
         if fact.score is not None:
             text += f" (score {fact.score.normalize():f})"
         text += f": bonus {fmt(flat, cur)} {cur}, your share {pct(share)}: {fmt(amount, cur)}"
-        ctx.group(rule, "milestone", ctx.earn(Money(amount, cur)), text, base=flat, share=share,
+        ctx.group(rule, "milestone", ctx.earn(make_money(amount, cur)), text, base=flat, share=share,
                   unrounded=unrounded)
         paid = True
     if paid:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from trailpay.core.facts import PayoutConfirmed, PayoutFailed, PayoutRunRequested
-from trailpay.core.money import Money
+from trailpay.core.money import make_money
 from trailpay.core.payouts import payout_id
-from trailpay.core.postings import Leg
+from trailpay.core.postings import make_leg
 from trailpay.core.rules.base import AccrualError, Context, fmt
 from trailpay.core.state import Payout
 
@@ -41,13 +41,13 @@ def on_run(ctx: Context, fact: PayoutRunRequested) -> None:
         pid = payout_id(fact.run_id, fact.partner_id, currency)
         if pid in s.payouts:
             continue
-        money = Money(amount, currency)
+        money = make_money(amount, currency)
         s.add_payable(currency, as_of, -amount)
         text = (f"Payout {pid}: the payable balance at the end of {as_of.isoformat()}, "
                 f"{fmt(amount, currency)} {currency} (minimum {fmt(minimum, currency)}), "
                 "sent for payment")
-        ctx.group("payout", "payout", [Leg(ctx.partner, "payable", -money),
-                                       Leg(ctx.partner, "in_payout", money)], text, base=amount)
+        ctx.group("payout", "payout", [make_leg(ctx.partner, "payable", -money),
+                                       make_leg(ctx.partner, "in_payout", money)], text, base=amount)
         s.set_payout(Payout(pid, currency, amount, "in_payout"))
 
 
@@ -73,11 +73,11 @@ def on_confirmed(ctx: Context, fact: PayoutConfirmed) -> None:
     p = _payout(ctx, fact.payout_id)
     if _settled(p, "paid", fact.reference):
         return
-    money = Money(p.amount, p.currency)
+    money = make_money(p.amount, p.currency)
     text = (f"Payout {p.payout_id} of {fmt(p.amount, p.currency)} {p.currency} paid "
             f"(payment reference {fact.reference})")
-    ctx.group("payout", "payout", [Leg(ctx.partner, "in_payout", -money),
-                                   Leg(ctx.partner, "paid", money)], text, base=p.amount)
+    ctx.group("payout", "payout", [make_leg(ctx.partner, "in_payout", -money),
+                                   make_leg(ctx.partner, "paid", money)], text, base=p.amount)
     ctx.state.set_payout(replace(p, status="paid", reference=fact.reference))
 
 
@@ -85,10 +85,10 @@ def on_failed(ctx: Context, fact: PayoutFailed) -> None:
     p = _payout(ctx, fact.payout_id)
     if _settled(p, "failed", fact.reference):
         return
-    money = Money(p.amount, p.currency)
+    money = make_money(p.amount, p.currency)
     text = (f"Payout {p.payout_id} of {fmt(p.amount, p.currency)} {p.currency} failed "
             f"(payment reference {fact.reference}): the money is payable again and goes "
             "with the next payout run")
-    ctx.group("payout", "payout", [Leg(ctx.partner, "in_payout", -money),
+    ctx.group("payout", "payout", [make_leg(ctx.partner, "in_payout", -money),
                                    ctx.pay_now(money)], text, base=p.amount)
     ctx.state.set_payout(replace(p, status="failed", reference=fact.reference))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from trailpay.core.money import Money, round_money
+from trailpay.core.money import make_money, round_money
 from trailpay.core.rules.base import Context, fmt, pct, volume_text
 from trailpay.core.state import replace_book
 
@@ -36,6 +36,6 @@ def on_renewal(ctx: Context, arr: Decimal, currency: str, period_start: date) ->
         text = f"Renewal, tenure year {year}: {pct(rate)} of ARR {fmt(arr, currency)} {currency}"
         text += volume_text(mult, volume, currency)
         text += f", your share {pct(share)}: {fmt(amount, currency)}"
-        ctx.group(rule, "recurring", ctx.earn(Money(amount, currency)), text, base=arr, rate=rate,
+        ctx.group(rule, "recurring", ctx.earn(make_money(amount, currency)), text, base=arr, rate=rate,
                   multiplier=mult, share=share, unrounded=unrounded)
     ctx.state.put(replace_book(book, arr=arr, active=True))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trailpay.core.facts import ReferralQualified
-from trailpay.core.money import Money, round_money
+from trailpay.core.money import make_money, round_money
 from trailpay.core.rules.base import Context, amount_in, fmt
 
 
@@ -16,5 +16,5 @@ def on_referral(ctx: Context, fact: ReferralQualified) -> None:
         if not amount:
             continue
         text = f"Referral of lead {fact.lead_id} qualified: {fmt(amount, cur)} {cur}"
-        ctx.group(rule, "referral", ctx.earn(Money(amount, cur)), text, base=flat,
+        ctx.group(rule, "referral", ctx.earn(make_money(amount, cur)), text, base=flat,
                   unrounded=flat)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from trailpay.core.facts import DealClosed
-from trailpay.core.money import Money, round_money
+from trailpay.core.money import make_money, round_money
 from trailpay.core.rules.base import AccrualError, Context, amount_in, fmt, pct
 from trailpay.core.state import CustomerBook, replace_book
 
@@ -50,7 +50,7 @@ def on_new_deal(ctx: Context, fact: DealClosed) -> None:
             text += (f"; {pct(rule.vesting.held_pct)} ({fmt(held, cur)}) held until "
                      f"{milestones_text(rule.vesting.release_on)}, by {deadline.isoformat()}")
             book = replace_book(book, vest_deadline=deadline, release_on=rule.vesting.release_on)
-        ctx.group(rule, "upfront", ctx.earn(Money(amount, cur), held), text, base=base,
+        ctx.group(rule, "upfront", ctx.earn(make_money(amount, cur), held), text, base=base,
                   rate=rule.rate, share=share, unrounded=unrounded)
         book = replace_book(book, upfront_rule=rule.id, upfront_rate=rule.rate,
                             earned=book.earned + amount, held=book.held + held)

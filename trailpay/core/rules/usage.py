@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trailpay.core.facts import UsageReported
-from trailpay.core.money import Money, round_money
+from trailpay.core.money import make_money, round_money
 from trailpay.core.rules.base import Context, fmt, pct
 
 
@@ -18,5 +18,5 @@ def on_usage(ctx: Context, fact: UsageReported) -> None:
         text = (f"Usage {fact.metric} {fact.period_start.isoformat()}–{fact.period_end.isoformat()}: "
                 f"{pct(rule.rate)} of revenue {fmt(fact.revenue, cur)} {cur}, your share "
                 f"{pct(share)}: {fmt(amount, cur)}")
-        ctx.group(rule, "usage", ctx.earn(Money(amount, cur)), text, base=fact.revenue,
+        ctx.group(rule, "usage", ctx.earn(make_money(amount, cur)), text, base=fact.revenue,
                   rate=rule.rate, share=share, unrounded=unrounded)

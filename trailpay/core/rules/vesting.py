@@ -9,8 +9,8 @@ so decides the same, without any clock.
 from __future__ import annotations
 
 from trailpay.core.facts import MilestoneAchieved
-from trailpay.core.money import Money
-from trailpay.core.postings import Leg
+from trailpay.core.money import make_money
+from trailpay.core.postings import make_leg
 from trailpay.core.rules.base import Context, fmt
 from trailpay.core.rules.upfront import milestones_text
 from trailpay.core.state import CustomerBook, replace_book
@@ -34,8 +34,8 @@ def forfeit(ctx: Context, book: CustomerBook, text: str) -> CustomerBook:
     """Move a customer's held money to forfeited; returns the updated book."""
     cur, held = book.currency, book.held
     ctx.group(book.upfront_rule or "vesting", "vesting",
-              [Leg(ctx.partner, "held", Money(-held, cur)),
-               Leg(ctx.partner, "forfeited", Money(held, cur))], text, customer=book)
+              [make_leg(ctx.partner, "held", make_money(-held, cur)),
+               make_leg(ctx.partner, "forfeited", make_money(held, cur))], text, customer=book)
     return replace_book(book, held=held * 0, forfeited=book.forfeited + held)
 
 
@@ -49,5 +49,6 @@ def release(ctx: Context, fact: MilestoneAchieved) -> None:
     text = (f"{fact.milestone.replace('_', ' ').capitalize()} on {ctx.day.isoformat()}: "
             f"held {fmt(held, cur)} {cur} of the upfront commission released, payable now")
     ctx.group(book.upfront_rule or "vesting", "vesting",
-              [Leg(ctx.partner, "held", Money(-held, cur)), ctx.pay_now(Money(held, cur))], text)
+              [make_leg(ctx.partner, "held", make_money(-held, cur)),
+               ctx.pay_now(make_money(held, cur))], text)
     ctx.state.put(replace_book(book, held=held * 0))

@@ -53,6 +53,36 @@ async def test_postings_refuse_update_and_unbalanced_groups(engine):
                 "'pending', 'USD', 10, 'r', 'upfront', 'x')", uid("g"), seq)
 
 
+async def test_postings_and_entries_must_name_a_journal_row(engine):
+    """Checked once per statement (a set-based foreign key), for COPY as for INSERT."""
+    async with engine.begin() as conn:
+        seq = (await journal_store.append(conn, uid("stream"), [_record(uid("e"))])).appended[0].seq
+    missing = seq + 10_000_000
+    group = uid("g")
+    legs = [(group, n, "e", s, "e", "t", datetime(2026, 1, 1, tzinfo=UTC), "P", acct, "pending",
+             "USD", amount, "r", "upfront", "x")
+            for n, (s, acct, amount) in enumerate([(seq, "partner:P", 10),
+                                                   (missing, "company:commissions", -10)])]
+    columns = ("group_id", "leg", "entry_id", "journal_seq", "event_id", "event_type",
+               "effective_at", "partner_id", "account", "bucket", "currency", "amount", "rule_id",
+               "rule_kind", "explanation")
+    async with engine.connect() as conn:
+        pg = await raw(conn)
+        with pytest.raises(asyncpg.exceptions.ForeignKeyViolationError, match=str(missing)):
+            await pg.copy_records_to_table("postings", records=legs, columns=columns)
+    async with engine.connect() as conn:
+        pg = await raw(conn)
+        with pytest.raises(asyncpg.exceptions.ForeignKeyViolationError, match=str(missing)):
+            await pg.execute("INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, topic, "
+                             "payload) VALUES ($1, $2, 'P', 't', '{}')", uid("entry"), missing)
+    async with engine.connect() as conn:  # naming a journaled seq they go in (rolled back)
+        pg = await raw(conn)
+        fixed = [leg[:3] + (seq,) + leg[4:] for leg in legs]
+        await pg.copy_records_to_table("postings", records=fixed, columns=columns)
+        await pg.execute("INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, topic, "
+                         "payload) VALUES ($1, $2, 'P', 't', '{}')", uid("entry"), seq)
+
+
 async def test_append_is_idempotent_and_reports_conflicts(engine):
     eid = uid("e")
     async with engine.begin() as conn:

@@ -27,7 +27,7 @@ from trailpay.core.rules import (
 )
 from trailpay.core.rules.base import AccrualError, Context
 from trailpay.core.state import (
-    CustomerBook, PartnerState, new_state, state_from_json, state_to_json,
+    PartnerState, make_book, new_state, state_from_json, state_to_json,
 )
 
 __all__ = ["AccrualError", "accrue", "new_state", "state_from_json", "state_to_json"]
@@ -39,7 +39,7 @@ def _deal(ctx: Context, fact: DealClosed) -> None:
         return
     if fact.customer_id not in ctx.state.customers:
         # A partner first attached to this customer by a renewal or expansion deal.
-        ctx.state.put(CustomerBook(
+        ctx.state.put(make_book(
             fact.customer_id, fact.deal_id, fact.currency, ctx.entry.share, fact.start_date,
             fact.term_months, fact.acv * 0))
     if fact.kind == "expansion":

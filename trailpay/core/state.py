@@ -183,7 +183,9 @@ class PartnerState:
         if self._shared & _PENDING:
             self.pending = {c: dict(lots) for c, lots in self.pending.items()}
             self._shared &= ~_PENDING
-        lots = self.pending.setdefault(currency, {})
+        lots = self.pending.get(currency)
+        if lots is None:
+            lots = self.pending[currency] = {}
         lots[due] = lots.get(due, ZERO) + amount
         first = self._first_due
         if first is not _UNKNOWN and (first is None or due < first):
@@ -202,7 +204,9 @@ class PartnerState:
         if shared & _CHANGES:
             self.payable_changes = {c: dict(days) for c, days in self.payable_changes.items()}
             self._shared = shared & ~_CHANGES
-        days = self.payable_changes.setdefault(currency, {})
+        days = self.payable_changes.get(currency)
+        if days is None:
+            days = self.payable_changes[currency] = {}
         days[day] = days.get(day, ZERO) + amount
         if not days[day]:
             del days[day]
@@ -363,7 +367,8 @@ _BOOK_PLAN = tuple(
     (f.name, f.default, "decimal" if f.name in _BOOK_DECIMALS else "date" if f.name in _BOOK_DATES
      else "tuple" if f.name in ("release_on", "milestones") else "")
     for f in fields(CustomerBook))
-_make_book = maker(CustomerBook)
+# CustomerBook(...) without the frozen dataclass's per-field object.__setattr__ (frozen.py).
+make_book = _make_book = maker(CustomerBook)
 # dataclasses.replace(book, ...) without its per-call field walk.
 replace_book = replacer(CustomerBook)
 

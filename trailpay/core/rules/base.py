@@ -8,6 +8,7 @@ derive from the entry and a counter, never from the clock or randomness.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -102,12 +103,12 @@ class Context:
         self.partner = f"partner:{entry.partner_id}"  # the partner's account
         self._due: date | None = None  # when money pended now becomes payable
 
-    def rules(self, kind: str) -> list[Rule]:
+    def rules(self, kind: str) -> Sequence[Rule]:
         """The plan's rules of a kind for this partner's type, with its overrides applied."""
         rules = _rules_of(self.plan, kind, self.enrollment.type)
         overrides = self.enrollment.overrides
         if not overrides and overrides is not None:
-            return list(rules)
+            return rules
         return [with_overrides(r, overrides, self.plan.currency) for r in rules]
 
     def multiplier(self, currency: str) -> tuple[Decimal, Decimal]:
@@ -131,7 +132,7 @@ class Context:
                                f"{book.customer_id}'s contract is in {book.currency}; "
                                "trailpay never converts money")
 
-    def group(self, rule: Rule | str, kind: str, legs: list[Leg], sentence: str,
+    def group(self, rule: Rule | str, kind: str, legs: Sequence[Leg], sentence: str,
               customer: CustomerBook | None = None, base: Decimal | None = None,
               rate: Decimal | None = None, multiplier: Decimal | None = None,
               share: Decimal | None = None, unrounded: Decimal | None = None) -> PostingGroup:
@@ -153,16 +154,19 @@ class Context:
 
     # --- moving money -----------------------------------------------------------------------
 
-    def earn(self, amount: Money, held: Decimal = ZERO) -> list[Leg]:
+    def earn(self, amount: Money, held: Decimal = ZERO) -> tuple[Leg, ...]:
         """Company expense → partner: `held` to held, the rest pending until hold_days pass."""
         c = amount.currency
-        legs = [make_leg(COMPANY_ACCOUNT, EXPENSE, make_money(-amount.amount, c), None)]
-        if held:
-            legs.append(make_leg(self.partner, "held", make_money(held, c), None))
+        expense = make_leg(COMPANY_ACCOUNT, EXPENSE, make_money(-amount.amount, c), None)
         rest = amount.amount - held
+        if held:
+            held_leg = make_leg(self.partner, "held", make_money(held, c), None)
+            if rest:
+                return expense, held_leg, self.pend(make_money(rest, c))
+            return expense, held_leg
         if rest:
-            legs.append(self.pend(make_money(rest, c)))
-        return legs
+            return expense, self.pend(make_money(rest, c))
+        return (expense,)
 
     def pend(self, amount: Money) -> Leg:
         due = self._due

@@ -12,7 +12,7 @@ from datetime import timedelta
 from trailpay.core.facts import DealClosed
 from trailpay.core.money import make_money, round_money
 from trailpay.core.rules.base import AccrualError, Context, amount_in, fmt, pct
-from trailpay.core.state import CustomerBook, replace_book
+from trailpay.core.state import make_book, replace_book
 
 
 def milestones_text(names: tuple[str, ...]) -> str:
@@ -28,7 +28,7 @@ def on_new_deal(ctx: Context, fact: DealClosed) -> None:
                            f"contract (deal {known.deal_id}) with partner {ctx.entry.partner_id}; "
                            "send a further deal as kind renewal or expansion")
     share, cur = ctx.entry.share, fact.currency
-    book = CustomerBook(fact.customer_id, fact.deal_id, cur, share, fact.start_date,
+    book = make_book(fact.customer_id, fact.deal_id, cur, share, fact.start_date,
                         fact.term_months, fact.acv)
     for rule in ctx.rules("upfront"):
         assert rule.rate is not None

@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trailpay import metrics
-from trailpay.adapters import dead_letters, journal_store, payout_store
+from trailpay.adapters import dead_letters, journal_store, outbox, payout_store
 from trailpay.adapters.cloudevents import Envelope, EventRejected, decode_kafka
 from trailpay.adapters.db import raw
 from trailpay.adapters.dead_letters import DeadLetter
@@ -130,6 +130,7 @@ async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry], topi
     if not entries:
         return
     pg = await raw(conn)
+    await outbox.lock_for_append(pg, outbox.LEDGER_ENTRIES)
     await pg.execute(
         "INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, topic, payload) "
         "SELECT e, s, p, $5, d FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[]) "

@@ -76,11 +76,16 @@ async def test_postings_and_entries_must_name_a_journal_row(engine):
             await pg.execute("INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, topic, "
                              "payload) VALUES ($1, $2, 'P', 't', '{}')", uid("entry"), missing)
     async with engine.connect() as conn:  # naming a journaled seq they go in (rolled back)
+        await conn.begin()
         pg = await raw(conn)
         fixed = [leg[:3] + (seq,) + leg[4:] for leg in legs]
         await pg.copy_records_to_table("postings", records=fixed, columns=columns)
         await pg.execute("INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, topic, "
                          "payload) VALUES ($1, $2, 'P', 't', '{}')", uid("entry"), seq)
+        await conn.rollback()
+    async with engine.connect() as conn:
+        pg = await raw(conn)
+        assert not await pg.fetchval("SELECT count(*) FROM ledger_entries WHERE topic = 't'")
 
 
 async def test_append_is_idempotent_and_reports_conflicts(engine):

@@ -2,9 +2,13 @@
 
 Two tables serve as outboxes: `ledger_entries` (attributed entries for trailpay.ledger,
 written by the ledger) and `outbox` (payout.requested for trailpay.payouts, written by
-the accrual service). Rows are claimed with FOR UPDATE SKIP LOCKED, sent, awaited,
-then marked published in the same transaction; a crash between send and mark
-re-sends, and consumers are idempotent on the message id.
+the accrual service). Both are append-only.
+
+Writers take the outbox's transaction lock (`lock_for_append`) just before they insert,
+so rows become visible in id order; the publisher keeps a cursor per (outbox, topic)
+in `outbox_cursors`, reads the rows after it, sends them, and moves the cursor in the
+same transaction. A crash between send and commit re-sends; consumers are idempotent
+on the message id. (A published flag on every row cost a rewrite of each row.)
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -36,6 +41,13 @@ class Outbox:
 
 LEDGER_ENTRIES = Outbox("ledger_entries", "partner_id", metrics.ENTRIES_PUBLISHED)
 MESSAGES = Outbox("outbox", "key")
+LOCK_SPACE = 7_431  # pg_advisory_xact_lock(LOCK_SPACE, hashtext(table)): apart from other locks
+
+
+async def lock_for_append(pg: Any, box: Outbox) -> None:
+    """Serialise appends to this outbox until the caller's transaction ends, so that a
+    row's id is never below one already committed (the publisher's cursor relies on it)."""
+    await pg.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_SPACE, box.table)
 
 
 async def write(conn: AsyncConnection, topic: str, messages: Sequence[tuple[str, dict]]) -> None:
@@ -43,6 +55,7 @@ async def write(conn: AsyncConnection, topic: str, messages: Sequence[tuple[str,
     if not messages:
         return
     pg = await raw(conn)
+    await lock_for_append(pg, MESSAGES)
     await pg.execute(
         "INSERT INTO outbox (topic, key, payload) "
         "SELECT $1, k, p FROM unnest($2::text[], $3::jsonb[]) AS u(k, p)",
@@ -53,15 +66,22 @@ async def publish_once(engine: AsyncEngine, producer: AIOKafkaProducer, box: Out
                        limit: int) -> int:
     async with engine.begin() as conn:
         pg = await raw(conn)
+        # The cursor row's lock makes publishers of one outbox and topic take turns.
+        last = await pg.fetchval("SELECT last_id FROM outbox_cursors WHERE box = $1 AND topic = $2 "
+                                 "FOR UPDATE", box.table, topic)
+        if last is None:
+            await pg.execute("INSERT INTO outbox_cursors (box, topic, last_id) VALUES ($1, $2, 0) "
+                             "ON CONFLICT DO NOTHING", box.table, topic)
+            last = await pg.fetchval("SELECT last_id FROM outbox_cursors WHERE box = $1 "
+                                     "AND topic = $2 FOR UPDATE", box.table, topic)
         rows = await pg.fetch(
             f"SELECT id, {box.key_column}, payload::text FROM {box.table} "
-            "WHERE NOT published AND topic = $2 "
-            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit, topic)
+            "WHERE id > $1 AND topic = $2 ORDER BY id LIMIT $3", last, topic, limit)
         if not rows:
             return 0
         await send_all(producer, topic, [(r[1].encode(), r[2].encode()) for r in rows])
-        await pg.execute(f"UPDATE {box.table} SET published = true WHERE id = ANY($1::bigint[])",
-                         [r[0] for r in rows])
+        await pg.execute("UPDATE outbox_cursors SET last_id = $3, updated_at = now() "
+                         "WHERE box = $1 AND topic = $2", box.table, topic, rows[-1][0])
     if box.published is not None:
         box.published.inc(len(rows))
     return len(rows)

@@ -6,7 +6,7 @@ that the two stay in step.
 """
 
 from sqlalchemy import (
-    CHAR, BigInteger, Boolean, Column, Date, DateTime, Integer, MetaData, Numeric, SmallInteger,
+    CHAR, BigInteger, Column, Date, DateTime, Integer, MetaData, Numeric, SmallInteger,
     Table, Text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -108,7 +108,14 @@ ledger_entries = Table(
     Column("partner_id", Text, nullable=False),
     Column("topic", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
-    Column("published", Boolean, nullable=False),
+)
+
+outbox_cursors = Table(
+    "outbox_cursors", metadata,
+    Column("box", Text, primary_key=True),
+    Column("topic", Text, primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 accrual_applied = Table(
@@ -224,7 +231,6 @@ outbox = Table(
     Column("topic", Text, nullable=False),
     Column("key", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
-    Column("published", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -142,3 +142,19 @@ def test_copy_sets_every_field_a_state_has():
     for f in dataclasses.fields(PartnerState):
         assert hasattr(b, f.name), f"PartnerState.copy() does not set {f.name}"
     assert b == a
+
+
+def test_a_state_pickled_or_deep_copied_keeps_working():
+    import copy
+    import pickle
+
+    a = PartnerState("P1")
+    a.add_pending("USD", date(2026, 2, 1), Decimal("3.00"))
+    a.put(CustomerBook("C1", "D1", "USD", Decimal(1), date(2026, 1, 1), 12, Decimal(5),
+                       held=Decimal(1), vest_deadline=date(2026, 3, 1)))
+    a.mature(date(2026, 1, 2))
+    for b in (pickle.loads(pickle.dumps(a)), copy.deepcopy(a)):
+        assert b == a
+        b.mature(date(2026, 2, 1))
+        assert b.payable == {"USD": Decimal("3.00")} and b.first_deadline() == date(2026, 3, 1)
+        assert a.pending == {"USD": {date(2026, 2, 1): Decimal("3.00")}}

@@ -17,7 +17,21 @@ from typing import Any
 from trailpay.core.frozen import maker, replacer
 
 ZERO = Decimal(0)
-_UNKNOWN: Any = object()  # a cached value not yet worked out
+
+
+class _Unknown:
+    """A cached value not yet worked out: one instance, which pickles and copies as itself."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "_UNKNOWN"
+
+    def __repr__(self) -> str:
+        return "_UNKNOWN"
+
+
+_UNKNOWN: Any = _Unknown()
 _new = object.__new__
 
 

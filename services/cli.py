@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -35,6 +36,12 @@ def _settings() -> Settings:
 
 def _serve(run: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
     settings = _settings()
+    if settings.gc_young_threshold:
+        # A batch of 10,000 records allocates hundreds of thousands of short-lived objects;
+        # at Python's default (700) the collector ran so often, re-scanning the partners'
+        # long-lived state, that it cost a third of the consumers' CPU (measured: accrual
+        # 17.0 -> 12.4 s, ledger 10.0 -> 6.6 s for the benchmark's 200k events).
+        gc.set_threshold(settings.gc_young_threshold, 20, 100)
 
     async def main() -> None:
         stop = asyncio.Event()

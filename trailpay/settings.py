@@ -37,6 +37,10 @@ class Settings(BaseSettings):
                     "the per-batch cost (locks, round trips, commit) is shared by more events.")
     consumer_poll_ms: int = Field(default=200, ge=1)
     outbox_batch_max: int = Field(default=5000, ge=1)
+    gc_young_threshold: int = Field(
+        default=50_000, ge=0,
+        description="Service processes: allocations between young-generation garbage "
+                    "collections (gc.set_threshold(n, 20, 100)); 0 keeps Python's default.")
     accrual_state_partners: int = Field(
         default=50_000, ge=0,
         description="Accrual: partners whose state is kept in memory between batches (each is "

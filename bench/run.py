@@ -302,11 +302,23 @@ async def read_latency(stack: Stack, prog: Programme, seconds: float) -> dict[st
             return "statements", f"/v1/partners/{p}/statements/{rng.choice(months)}"
         return "balances", f"/v1/partners/{p}/balances"
 
-    samples = await load.run_load("127.0.0.1", stack.gateway_port, stack.token, pick,
-                                  clients=50, seconds=seconds)
+    rss: list[dict[str, Any]] = []  # the services' memory while they serve the load
+
+    async def sample_rss() -> None:
+        t0 = time.monotonic()
+        while True:
+            rss.append({"t": round(time.monotonic() - t0, 2), **stack.rss()})
+            await asyncio.sleep(2)
+
+    sampler = asyncio.create_task(sample_rss())
+    try:
+        samples = await load.run_load("127.0.0.1", stack.gateway_port, stack.token, pick,
+                                      clients=50, seconds=seconds)
+    finally:
+        sampler.cancel()
     out: dict[str, Any] = {"load_clients": 50, "load_seconds": seconds,
                            "endpoints": load.summary(samples, seconds),
-                           "payables_available": has_payables}
+                           "payables_available": has_payables, "rss_load_series_mib": rss}
     # Closed loop: latency ~ clients / throughput, so the throughput is reported beside it.
     out["read_requests_per_s"] = sum(e["per_s"] for e in out["endpoints"].values())
     for name in ("statement", "balance", "payable"):
@@ -430,7 +442,8 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
     result["profiles"] = str(log_dir) if profile else None
     peak = {}
     for name in ("ledger", "accrual", "gateway"):
-        vals = [s[name] for s in result.get("rss_series_mib", []) if s.get(name)]
+        vals = [s[name] for s in result.get("rss_series_mib", []) + result.get(
+            "rss_load_series_mib", []) if s.get(name)]
         peak[name] = max(vals) if vals else None
     result["rss_peak_mib"] = peak
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
+from bench.expected import attribute
 from bench.programme import generate
 from trailpay.core.accrual import AccrualError, accrue, new_state, state_from_json, state_to_json
-from trailpay.core.attribution import Customer, customer_after, entries_for, partners_of
-from trailpay.core.facts import DealClosed, fact_from_data
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.payouts import payout_id, run_id
 from trailpay.core.plans import Enrollment, PlanBook, PlanError, parse_plan
@@ -119,22 +118,8 @@ def state_lines(s: PartnerState) -> list[str]:
 
 
 def _attribute(events: list[dict[str, Any]]) -> list[LedgerEntry]:
-    """bench.expected.attribute, with the core's functions only (time order, seq from 1)."""
-    customers: dict[str, Customer] = {}
-    entries: list[LedgerEntry] = []
-    for seq, ev in enumerate(events, start=1):
-        fact = fact_from_data(ev["type"], ev["data"])
-        cust = None if fact.partner_level else customers.get(fact.customer_id)
-        shares = partners_of(fact, cust)
-        assert shares is not None
-        when = datetime.fromisoformat(ev["time"].upper())
-        entries.extend(entries_for(seq, ev["id"], ev["source"], when, fact, shares,
-                                   cust.deal_id if cust else None))
-        if isinstance(fact, DealClosed):
-            after = customer_after(fact, cust)
-            if after is not None:
-                customers[fact.customer_id] = after
-    return entries
+    """The events attributed as the ledger would, journal seq from 1 (bench.expected's)."""
+    return attribute(enumerate(events, start=1))
 
 
 def _fold_digest(entries: list[LedgerEntry], book: PlanBook, enrollments: dict[str, Enrollment],

@@ -30,6 +30,21 @@ async def _join(task: Awaitable[Any]) -> None:
     await task
 
 
+async def _close(log: logging.Logger, what: str, closing: Awaitable[Any]) -> None:
+    """Close a Kafka client at shutdown. With the broker already gone, aiokafka's close
+    re-raises its own fetch task's cancellation; that must not turn a clean stop into
+    a traceback (a cancellation of this task itself still propagates)."""
+    try:
+        await closing
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("%s close was interrupted (broker gone?)", what)
+    except Exception as exc:  # noqa: BLE001 - shutting down: report and go on
+        log.warning("%s close failed: %s", what, exc)
+
+
 async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name: str, topic: str,
                                group: str, default_port: int, wire: Wire) -> None:
     log = logging.getLogger(f"trailpay.{name}")
@@ -63,6 +78,6 @@ async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name:
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
         if consumer is not None:
-            await consumer.stop()
-        await producer.stop()
+            await _close(log, "consumer", consumer.stop())
+        await _close(log, "producer", producer.stop())
         await engine.dispose()

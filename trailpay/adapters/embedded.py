@@ -78,6 +78,9 @@ class TansuBroker:
             [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C in the terminal reaches the supervisor and the
+            # services, which stop first; the broker is stopped after them.
+            start_new_session=True,
         )
         wait_for_port(self.host, self.port)
         return self.bootstrap

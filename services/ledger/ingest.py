@@ -133,7 +133,7 @@ async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry], topi
     await outbox.lock_for_append(pg, outbox.LEDGER_ENTRIES)
     await pg.execute(
         "INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, topic, payload) "
-        "SELECT e, s, p, $5, d FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[]) "
+        "SELECT e, s, p, $5, d FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) "
         "AS u(e, s, p, d) ON CONFLICT (entry_id) DO NOTHING",
         [e.entry_id for e in entries], [e.journal_seq for e in entries],
         [e.partner_id for e in entries],

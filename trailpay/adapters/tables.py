@@ -107,7 +107,7 @@ ledger_entries = Table(
     Column("journal_seq", BigInteger, nullable=False),
     Column("partner_id", Text, nullable=False),
     Column("topic", Text, nullable=False),
-    Column("payload", JSONB, nullable=False),
+    Column("payload", Text, nullable=False),  # the JSON text the ledger wrote
 )
 
 outbox_cursors = Table(

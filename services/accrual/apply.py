@@ -123,7 +123,7 @@ async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[Ledg
         loaded = await store.load(pg, partner_ids)
         states = {p: x.state for p, x in loaded.items()}
         enrollments = await plans.enrollments(conn, partner_ids)
-        touched: dict[str, list] = {}
+        applied: Counter[str] = Counter()  # entries applied per partner in this batch
         dead_ids: list[str] = []
         for e in fresh:
             state = states[e.partner_id]
@@ -142,11 +142,10 @@ async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[Ledg
             states[e.partner_id] = state
             if isinstance(e.fact, payout_store.PROJECTED):
                 changes.note(e, before, state, groups)
-            touched.setdefault(e.partner_id, [state, 0])[1] += 1
-            touched[e.partner_id][0] = state
+            applied[e.partner_id] += 1
             report.groups.extend(groups)
             report.applied += 1
-        after = {p: (s, n) for p, (s, n) in touched.items()}
+        after = {p: (states[p], n) for p, n in applied.items()}
         await _write(conn, report.groups)
         await store.save(pg, loaded, after)
         report.messages = await payout_store.write(conn, changes, payouts_topic)

@@ -43,9 +43,7 @@ def book_parts(state: PartnerState, customer_ids: list[str]) -> dict[str, str]:
     return {c: orjson.dumps(b).decode() for c, b in state_to_json(only)["customers"].items()}
 
 
-def changed_books(before: PartnerState | None, after: PartnerState) -> list[str]:
-    if before is None:
-        return sorted(after.customers)
+def changed_books(before: PartnerState, after: PartnerState) -> list[str]:
     old = before.customers
     return sorted(c for c, b in after.customers.items() if old.get(c) is not b)
 
@@ -56,7 +54,6 @@ class StateStore:
     def __init__(self, capacity: int = 50_000) -> None:
         self.capacity = capacity
         self._memory: OrderedDict[str, Loaded] = OrderedDict()
-        self.reads = 0  # partners read from the database (a cold or stale copy)
 
     async def load(self, pg: Any, partner_ids: list[str]) -> dict[str, Loaded]:
         """Lock the partners' rows (FOR UPDATE) and return their states as of now."""
@@ -75,7 +72,6 @@ class StateStore:
             else:
                 stale.append(pid)
         if stale:
-            self.reads += len(stale)
             parts = await pg.fetch(
                 "SELECT partner_id, entries, state::text FROM partner_state "
                 "WHERE partner_id = ANY($1::text[])", stale)
@@ -106,8 +102,7 @@ class StateStore:
         cids: list[str] = []
         docs: list[str] = []
         for p in ids:
-            before = loaded[p].state if p in loaded and loaded[p].entries else None
-            for c, doc in book_parts(after[p][0], changed_books(before, after[p][0])).items():
+            for c, doc in book_parts(after[p][0], changed_books(loaded[p].state, after[p][0])).items():
                 pids.append(p)
                 cids.append(c)
                 docs.append(doc)
@@ -131,6 +126,3 @@ class StateStore:
                 self._memory[pid] = loaded[pid]
         while len(self._memory) > self.capacity:
             self._memory.popitem(last=False)
-
-    def forget(self) -> None:
-        self._memory.clear()

@@ -50,7 +50,16 @@ def _serve(run: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
             loop.add_signal_handler(sig, stop.set)
         await run(settings, stop)
 
-    asyncio.run(main())
+    loop_factory = None
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # not built for this platform (Windows): the standard loop
+            pass
+        else:
+            loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
 
 
 @app.command()

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         default=50_000, ge=0,
         description="Service processes: allocations between young-generation garbage "
                     "collections (gc.set_threshold(n, 20, 100)); 0 keeps Python's default.")
+    event_loop: str = Field(
+        default="uvloop", pattern="^(uvloop|asyncio)$",
+        description="Service processes: the asyncio event loop implementation. uvloop (libuv, "
+                    "what asyncpg and uvicorn are tuned for) unless asked for the standard one.")
     accrual_state_partners: int = Field(
         default=50_000, ge=0,
         description="Accrual: partners whose state is kept in memory between batches (each is "

@@ -5,8 +5,8 @@ Every read asks PostgreSQL for the partner's *version* (one indexed lookup, see
 balances, payouts and disputes only in a transaction that also bumps that partner's
 `partner_state` row and adds an `accrual_applied` row. A cached body is served only
 when it was rendered at exactly the version the database reports now; otherwise it
-is rebuilt in one REPEATABLE READ snapshot that also reads the version it is stored
-under. The version query is made *after* the request arrived, so an answer is never
+is rebuilt from one SQL statement that also reads the version it is stored under
+(one snapshot, one round trip). The version query is made *after* the request arrived, so an answer is never
 older than the last commit before the request.
 
 Concurrent requests share version queries: the ones waiting while a query is in

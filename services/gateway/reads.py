@@ -2,8 +2,8 @@
 
 No SQLAlchemy connection, pre-ping or transaction on the path that answers from the
 cache: one shared version query (read_cache.VersionBatcher) and the cached bytes. A
-miss reads the version and the content in one REPEATABLE READ, READ ONLY snapshot, so
-what is stored under a version is exactly what that version was.
+miss reads the version and the content in one SQL statement (read_models' snapshots),
+so what is stored under a version is exactly what that version was, in one round trip.
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ class Reads:
         """The partner's version now (None: no such partner), shared with concurrent reads."""
         return await self.versions.get(partner_id)
 
-    async def _render(self, key: Hashable, partner_id: str, build,
+    async def _render(self, key: Hashable, partner_id: str, snapshot,
                       version: Version = None) -> Rendered | None:
         """The cached body at the partner's current version (`version`, when the caller has
-        just read it), or build(conn) in one snapshot. None: no such partner."""
+        just read it), or snapshot(pool) -> (version, body): one statement, one round trip.
+        None: no such partner."""
         if version is None:
             version = await self.versions.get(partner_id)
             if version is None:
@@ -64,22 +65,22 @@ class Reads:
         hit = self.cache.get(key, version)
         if hit is not None:
             return hit
-        async with self.pool.acquire() as conn, conn.transaction(
-                isolation="repeatable_read", readonly=True):
-            version = (await read_models.partner_versions(conn, [partner_id])).get(partner_id)
-            if version is None:
-                return None
-            body = await build(conn)
-        return self.cache.put(key, version, body)
+        built = await snapshot(self.pool)
+        if built is None:
+            return None
+        return self.cache.put(key, *built)
 
     async def statement(self, partner_id: str, month: str,
                         version: Version = None) -> Rendered | None:
         """The statement as JSON bytes (month already validated)."""
-        async def build(conn: Any) -> bytes:
-            st = await read_models.statement_pg(conn, partner_id, month)
-            payouts, disputes = await read_models.statement_extras_pg(conn, partner_id, month)
-            return orjson.dumps(statement_json(st, payouts, disputes))
-        return await self._render(("statement", partner_id, month), partner_id, build, version)
+        async def snapshot(pg: Any) -> tuple[Version, bytes] | None:
+            snap = await read_models.statement_snapshot(pg, partner_id, month)
+            if snap is None:
+                return None
+            return snap.version, orjson.dumps(
+                statement_json(snap.statement, snap.payouts, snap.disputes))
+        return await self._render(("statement", partner_id, month), partner_id, snapshot,
+                                  version)
 
     async def statement_csv(self, partner_id: str, month: str,
                             version: Version = None) -> Rendered | None:
@@ -96,10 +97,13 @@ class Reads:
     async def balances(self, partner_id: str, as_of: date | None) -> Rendered | None:
         today = datetime.now(UTC).date()  # pending money turns payable by date: part of the key
 
-        async def build(conn: Any) -> bytes:
-            b = await read_models.balances_pg(conn, partner_id, as_of, today)
-            return orjson.dumps(balances_json(partner_id, as_of or today, b))
-        return await self._render(("balances", partner_id, as_of, today), partner_id, build)
+        async def snapshot(pg: Any) -> tuple[Version, bytes] | None:
+            snap = await read_models.balances_snapshot(pg, partner_id, as_of, today)
+            if snap is None:
+                return None
+            return snap.version, orjson.dumps(
+                balances_json(partner_id, as_of or today, snap.balances))
+        return await self._render(("balances", partner_id, as_of, today), partner_id, snapshot)
 
     async def payables(self, after: tuple[int, str] | None, limit: int,
                        partner_id: str | None, currency: str | None

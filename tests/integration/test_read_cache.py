@@ -63,9 +63,11 @@ async def test_a_new_posting_shows_in_the_very_next_read(client, engine):
 
     # What the cache serves is what the uncached read model builds.
     async with engine.connect() as conn:
-        st = await read_models.statement(conn, p, "2026-02")
-        extras = await read_models.statement_extras(conn, p, "2026-02")
-    assert after.json() == orjson.loads(orjson.dumps(statement_json(st, *extras)))
+        snap = await read_models.statement_snapshot(await raw(conn), p, "2026-02")
+        versions = await read_models.partner_versions(await raw(conn), [p])
+    assert snap is not None and snap.version == versions[p]
+    assert after.json() == orjson.loads(orjson.dumps(
+        statement_json(snap.statement, snap.payouts, snap.disputes)))
 
 
 async def test_unknown_partner_and_bad_month_still_answer_404_and_422(client):

@@ -26,87 +26,7 @@ def _end_of(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
 
 
-async def partner_exists(conn: AsyncConnection, partner_id: str) -> bool:
-    pg = await raw(conn)
-    return bool(await pg.fetchval("SELECT 1 FROM partners WHERE partner_id = $1", partner_id))
-
-
-# A partner's version: what changes whenever anything a statement or a balance shows
-# changes. The accrual service writes a partner's postings, balances, payouts and
-# disputes only in the transaction that adds its accrual_applied rows (under the
-# partner's advisory lock, so applied_order grows in commit order per partner) and
-# rewrites its partner_state row (entries grows; xmin changes). Absent partners have
-# no row. One index lookup per partner, for many partners at once.
-PARTNER_VERSIONS = (
-    "SELECT p.partner_id, s.entries, s.xmin::text, "
-    "(SELECT max(a.applied_order) FROM accrual_applied a WHERE a.partner_id = p.partner_id) "
-    "FROM partners p LEFT JOIN partner_state s ON s.partner_id = p.partner_id "
-    "WHERE p.partner_id = ANY($1::text[])")
-
-
-async def partner_versions(pg: Any, partner_ids: list[str]) -> dict[str, tuple]:
-    """{partner_id: version} for the partners that exist (pg: an asyncpg pool or connection)."""
-    rows = await pg.fetch(PARTNER_VERSIONS, partner_ids)
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
-
-
-async def balances(conn: AsyncConnection, partner_id: str, as_of: date | None) -> Balances:
-    """Live from the balances projection; as of a past date from the posting legs."""
-    return await balances_pg(await raw(conn), partner_id, as_of)
-
-
-async def balances_pg(pg: Any, partner_id: str, as_of: date | None,
-                      today: date | None = None) -> Balances:
-    today = today or datetime.now(UTC).date()
-    if as_of is None or as_of >= today:
-        rows = await pg.fetch(
-            "SELECT currency, bucket, NULLIF(available_on, '0001-01-01'), amount FROM balances "
-            "WHERE partner_id = $1", partner_id)
-        return balances_as_of((tuple(r) for r in rows), as_of or today)
-    rows = await pg.fetch(
-        "SELECT currency, bucket, available_on, sum(amount) FROM postings "
-        "WHERE partner_id = $1 AND account <> $2 AND effective_at < $3 "
-        "GROUP BY currency, bucket, available_on", partner_id, COMPANY_ACCOUNT, _end_of(as_of))
-    return balances_as_of((tuple(r) for r in rows), as_of)
-
-
-# A statement in one round trip. The legs before the month are summed per (currency,
-# bucket, available_on), which gives the same opening balances as reading them one by one
-# (a partner with years of history costs a few rows, not all its legs): part 0. Only
-# pending legs before the month whose hold ends inside it are read one by one, since
-# each makes a "hold ended" line: part 1. Part 2 is the month's own legs.
-_NO_LEG = "'', '', '', NULL, NULL, '', '', NULL, NULL::integer, NULL::numeric, NULL::numeric, " \
-          "NULL::numeric, NULL::numeric, '', NULL::numeric"
-STATEMENT_LEGS = (
-    f"(SELECT 0 AS part, $3::timestamptz, currency, bucket, sum(amount), available_on, {_NO_LEG}, "
-    "NULL::smallint AS leg FROM postings WHERE partner_id = $1 AND account <> $2 "
-    "AND effective_at < $3 AND NOT (bucket = 'pending' AND available_on BETWEEN $4 AND $5) "
-    "GROUP BY currency, bucket, available_on) "
-    f"UNION ALL (SELECT 1, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
-    "AND account <> $2 AND effective_at < $3 AND bucket = 'pending' "
-    "AND available_on BETWEEN $4 AND $5) "
-    f"UNION ALL (SELECT 2, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
-    "AND account <> $2 AND effective_at >= $3 AND effective_at < $6) "
-    "ORDER BY 1, 2, 7, 22")
-
-
-async def statement(conn: AsyncConnection, partner_id: str, month: str) -> Statement:
-    """A partner's statement for a month (YYYY-MM), straight from the postings."""
-    return await statement_pg(await raw(conn), partner_id, month)
-
-
-async def statement_pg(pg: Any, partner_id: str, month: str) -> Statement:
-    """`statement` on an asyncpg connection, in one query (the same statement, line for line)."""
-    first, last = month_bounds(month)
-    start = datetime.combine(first, time.min, tzinfo=UTC)
-    rows = await pg.fetch(STATEMENT_LEGS, partner_id, COMPANY_ACCOUNT, start, first, last,
-                          _end_of(last))
-    opening = [LegRow(*r[1:21]) for r in rows if r[0] != 2]
-    lines = [LegRow(*r[1:21]) for r in rows if r[0] == 2]
-    return build_statement(partner_id, month, opening, lines)
-
-
-# --- payouts, payables, disputes ------------------------------------------------------------
+# --- payouts and disputes as views ------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class PayoutView:
@@ -151,6 +71,130 @@ def _payout(r: Any) -> PayoutView:
 
 def _dispute(r: Any) -> DisputeView:
     return DisputeView(*r[:9], adjustment=orjson.loads(r[9]) if r[9] else None)
+
+
+async def partner_exists(conn: AsyncConnection, partner_id: str) -> bool:
+    pg = await raw(conn)
+    return bool(await pg.fetchval("SELECT 1 FROM partners WHERE partner_id = $1", partner_id))
+
+
+# A partner's version: what changes whenever anything a statement or a balance shows
+# changes. The accrual service writes a partner's postings, balances, payouts and
+# disputes only in the transaction that adds its accrual_applied rows (under the
+# partner's advisory lock, so applied_order grows in commit order per partner) and
+# rewrites its partner_state row (entries grows; xmin changes). Absent partners have
+# no row. One index lookup per partner, for many partners at once.
+_VERSION = ("s.entries, s.xmin::text, "
+            "(SELECT max(a.applied_order) FROM accrual_applied a WHERE a.partner_id = p.partner_id)")
+_OF_PARTNER = "FROM partners p LEFT JOIN partner_state s ON s.partner_id = p.partner_id"
+PARTNER_VERSIONS = f"SELECT p.partner_id, {_VERSION} {_OF_PARTNER} WHERE p.partner_id = ANY($1::text[])"
+
+
+async def partner_versions(pg: Any, partner_ids: list[str]) -> dict[str, tuple]:
+    """{partner_id: version} for the partners that exist (pg: an asyncpg pool or connection)."""
+    rows = await pg.fetch(PARTNER_VERSIONS, partner_ids)
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+# Snapshot reads: the partner's version and everything a page shows, in ONE statement, so
+# one round trip and one snapshot (a single statement sees one, even in READ COMMITTED).
+# What is cached under a version is exactly what that version was. The parts come back as
+# arrays of records (tuples in asyncpg), in the order the page lists them.
+# Balances are summed per (currency, bucket, hold class): the class coarsens available_on to
+# what `bucket_on` can tell apart on the as-of day, ended by then (that day) or not (NULL),
+# so a partner with a pending amount for every day of the year costs a few rows.
+_SUMMED = ("ARRAY(SELECT ROW(x.currency, x.bucket, x.c, sum(x.amount)) FROM (SELECT currency, "
+           "bucket, amount, CASE WHEN {ended} THEN {as_of}::date END AS c FROM {legs}) x "
+           "GROUP BY x.currency, x.bucket, x.c)")
+BALANCES_LIVE = (
+    "SELECT {version}, {summed} {of_partner} WHERE p.partner_id = $1".format(
+        version=_VERSION, of_partner=_OF_PARTNER, summed=_SUMMED.format(
+            ended="available_on BETWEEN '0001-01-02' AND $2", as_of="$2",
+            legs="balances b WHERE b.partner_id = $1")))
+BALANCES_AS_OF = (
+    "SELECT {version}, {summed} {of_partner} WHERE p.partner_id = $1".format(
+        version=_VERSION, of_partner=_OF_PARTNER, summed=_SUMMED.format(
+            ended="available_on <= $4", as_of="$4",
+            legs="postings g WHERE g.partner_id = $1 AND g.account <> $2 "
+                 "AND g.effective_at < $3")))
+
+
+@dataclass(frozen=True, slots=True)
+class BalancesSnapshot:
+    version: tuple
+    balances: Balances
+
+
+async def balances_snapshot(pg: Any, partner_id: str, as_of: date | None,
+                            today: date | None = None) -> BalancesSnapshot | None:
+    """Live from the balances projection; as of a past date from the posting legs.
+    None: no such partner."""
+    today = today or datetime.now(UTC).date()
+    if as_of is None or as_of >= today:
+        row = await pg.fetchrow(BALANCES_LIVE, partner_id, as_of or today)
+    else:
+        row = await pg.fetchrow(BALANCES_AS_OF, partner_id, COMPANY_ACCOUNT, _end_of(as_of),
+                                as_of)
+    if row is None:
+        return None
+    return BalancesSnapshot((row[0], row[1], row[2]), balances_as_of(row[3], as_of or today))
+
+
+# A statement's legs. The legs before the month are summed per (currency, bucket, hold
+# class), which gives the same opening balances as reading them one by one (a partner with
+# years of history costs a few rows, not all its legs): part 0. The hold class coarsens
+# available_on to what `bucket_on` can tell apart on the day before the month: ended by
+# then (that day) or not (NULL: pending through the month, as those ending in it are
+# excluded here). Only pending
+# legs before the month whose hold ends inside it are read one by one, since each makes a
+# "hold ended" line: part 1. Part 2 is the month's own legs.
+_HOLD_CLASS = "CASE WHEN available_on < $4 THEN $4::date - 1 END"
+_NO_LEG = "'', '', '', NULL, NULL, '', '', NULL, NULL::integer, NULL::numeric, NULL::numeric, " \
+          "NULL::numeric, NULL::numeric, '', NULL::numeric"
+_LEG_PARTS = (
+    f"(SELECT 0, $3::timestamptz, currency, bucket, sum(amount), {_HOLD_CLASS}, {_NO_LEG}, "
+    "NULL::smallint FROM postings WHERE partner_id = $1 AND account <> $2 "
+    "AND effective_at < $3 AND NOT (bucket = 'pending' AND available_on BETWEEN $4 AND $5) "
+    "GROUP BY 3, 4, 6) "
+    f"UNION ALL (SELECT 1, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
+    "AND account <> $2 AND effective_at < $3 AND bucket = 'pending' "
+    "AND available_on BETWEEN $4 AND $5) "
+    f"UNION ALL (SELECT 2, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
+    "AND account <> $2 AND effective_at >= $3 AND effective_at < $6)")
+_LEG_NAMES = f"part, {LEG_COLUMNS}, leg"
+STATEMENT = (
+    f"SELECT {_VERSION}, "
+    f"ARRAY(SELECT l FROM ({_LEG_PARTS}) AS l({_LEG_NAMES}) "
+    "ORDER BY l.part, l.effective_at, l.group_id, l.leg), "
+    f"ARRAY(SELECT ROW({_PAYOUT_COLUMNS}) FROM {_PAYOUT_FROM} WHERE o.partner_id = $1 "
+    "AND o.as_of BETWEEN $4 AND $5 ORDER BY o.journal_seq, o.payout_id), "
+    f"ARRAY(SELECT ROW({_DISPUTE_COLUMNS}) FROM disputes d WHERE d.partner_id = $1 AND "
+    "((d.opened_at >= $3 AND d.opened_at < $6) OR (d.resolved_at >= $3 AND d.resolved_at < $6)) "
+    f"ORDER BY d.opened_seq) {_OF_PARTNER} WHERE p.partner_id = $1")
+
+
+@dataclass(frozen=True, slots=True)
+class StatementSnapshot:
+    version: tuple
+    statement: Statement
+    payouts: list[PayoutView]  # the month's payouts (by as_of)
+    disputes: list[DisputeView]  # opened or resolved in the month
+
+
+async def statement_snapshot(pg: Any, partner_id: str, month: str) -> StatementSnapshot | None:
+    """A partner's statement for a month (YYYY-MM), straight from the postings, with the
+    month's payouts and disputes and the version they are at. None: no such partner."""
+    first, last = month_bounds(month)
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    row = await pg.fetchrow(STATEMENT, partner_id, COMPANY_ACCOUNT, start, first, last,
+                            _end_of(last))
+    if row is None:
+        return None
+    opening = [LegRow(*r[1:21]) for r in row[3] if r[0] != 2]
+    lines = [LegRow(*r[1:21]) for r in row[3] if r[0] == 2]
+    return StatementSnapshot((row[0], row[1], row[2]),
+                             build_statement(partner_id, month, opening, lines),
+                             [_payout(r) for r in row[4]], [_dispute(r) for r in row[5]])
 
 
 async def payout(conn: AsyncConnection, payout_id: str) -> PayoutView | None:
@@ -212,23 +256,3 @@ async def disputes(conn: AsyncConnection, partner_id: str | None, status: str | 
         partner_id, status, limit)
     return [_dispute(r) for r in rows]
 
-
-async def statement_extras(conn: AsyncConnection, partner_id: str, month: str
-                           ) -> tuple[list[PayoutView], list[DisputeView]]:
-    """The month's payouts (by as_of) and the disputes opened or resolved in it."""
-    return await statement_extras_pg(await raw(conn), partner_id, month)
-
-
-async def statement_extras_pg(pg: Any, partner_id: str, month: str
-                              ) -> tuple[list[PayoutView], list[DisputeView]]:
-    first, last = month_bounds(month)
-    start, end = datetime.combine(first, time.min, tzinfo=UTC), _end_of(last)
-    payouts_ = await pg.fetch(
-        f"SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM} WHERE o.partner_id = $1 "
-        "AND o.as_of BETWEEN $2 AND $3 ORDER BY o.journal_seq, o.payout_id",
-        partner_id, first, last)
-    disputes_ = await pg.fetch(
-        f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE partner_id = $1 AND "
-        "((opened_at >= $2 AND opened_at < $3) OR (resolved_at >= $2 AND resolved_at < $3)) "
-        "ORDER BY opened_seq", partner_id, start, end)
-    return [_payout(r) for r in payouts_], [_dispute(r) for r in disputes_]

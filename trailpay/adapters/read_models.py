@@ -145,27 +145,29 @@ async def balances_snapshot(pg: Any, partner_id: str, as_of: date | None,
 # years of history costs a few rows, not all its legs): part 0. The hold class coarsens
 # available_on to what `bucket_on` can tell apart on the day before the month: ended by
 # then (that day) or not (NULL: pending through the month, as those ending in it are
-# excluded here). Only pending
+# excluded here). The legs before the month are read once (`before`); the few whose hold
+# ends in the month are fetched again by id for their full line (part 1). The order is
+# total, so the same version always renders the same bytes (and the same ETag). Only pending
 # legs before the month whose hold ends inside it are read one by one, since each makes a
 # "hold ended" line: part 1. Part 2 is the month's own legs.
 _HOLD_CLASS = "CASE WHEN available_on < $4 THEN $4::date - 1 END"
 _NO_LEG = "'', '', '', NULL, NULL, '', '', NULL, NULL::integer, NULL::numeric, NULL::numeric, " \
           "NULL::numeric, NULL::numeric, '', NULL::numeric"
 _LEG_PARTS = (
+    "WITH before AS MATERIALIZED (SELECT id, currency, bucket, amount, available_on, "
+    "bucket = 'pending' AND available_on BETWEEN $4 AND $5 AS ends_in_month FROM postings "
+    "WHERE partner_id = $1 AND account <> $2 AND effective_at < $3) "
     f"(SELECT 0, $3::timestamptz, currency, bucket, sum(amount), {_HOLD_CLASS}, {_NO_LEG}, "
-    "NULL::smallint FROM postings WHERE partner_id = $1 AND account <> $2 "
-    "AND effective_at < $3 AND NOT (bucket = 'pending' AND available_on BETWEEN $4 AND $5) "
-    "GROUP BY 3, 4, 6) "
-    f"UNION ALL (SELECT 1, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
-    "AND account <> $2 AND effective_at < $3 AND bucket = 'pending' "
-    "AND available_on BETWEEN $4 AND $5) "
+    "NULL::smallint FROM before WHERE NOT ends_in_month GROUP BY 3, 4, 6) "
+    f"UNION ALL (SELECT 1, {LEG_COLUMNS}, leg FROM postings "
+    "WHERE id IN (SELECT id FROM before WHERE ends_in_month)) "
     f"UNION ALL (SELECT 2, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
     "AND account <> $2 AND effective_at >= $3 AND effective_at < $6)")
 _LEG_NAMES = f"part, {LEG_COLUMNS}, leg"
 STATEMENT = (
     f"SELECT {_VERSION}, "
     f"ARRAY(SELECT l FROM ({_LEG_PARTS}) AS l({_LEG_NAMES}) "
-    "ORDER BY l.part, l.effective_at, l.group_id, l.leg), "
+    "ORDER BY l.part, l.effective_at, l.group_id, l.leg, l.currency, l.bucket, l.available_on), "
     f"ARRAY(SELECT ROW({_PAYOUT_COLUMNS}) FROM {_PAYOUT_FROM} WHERE o.partner_id = $1 "
     "AND o.as_of BETWEEN $4 AND $5 ORDER BY o.journal_seq, o.payout_id), "
     f"ARRAY(SELECT ROW({_DISPUTE_COLUMNS}) FROM disputes d WHERE d.partner_id = $1 AND "

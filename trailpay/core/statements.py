@@ -61,7 +61,9 @@ def balances_as_of(rows: Iterable[tuple[str, str, date | None, Decimal]], as_of:
     """rows: (currency, bucket, available_on, amount) of everything effective by as_of."""
     out: Balances = {}
     for currency, bucket, available_on, amount in rows:
-        per = out.setdefault(currency, empty(currency))
+        per = out.get(currency)
+        if per is None:
+            per = out[currency] = empty(currency)
         per[bucket_on(bucket, available_on, as_of)] += amount
     return out
 
@@ -116,5 +118,8 @@ def build_statement(partner_id: str, month: str, opening_rows: list[LegRow],
     lines.sort(key=lambda ln: (ln.date, ln.leg is None, ln.leg.group_id if ln.leg else ""))
     closing = {c: dict(b) for c, b in opening.items()}
     for ln in lines:
-        closing.setdefault(ln.currency, empty(ln.currency))[ln.bucket] += ln.amount
+        per = closing.get(ln.currency)
+        if per is None:
+            per = closing[ln.currency] = empty(ln.currency)
+        per[ln.bucket] += ln.amount
     return Statement(partner_id, month, opening, lines, closing)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 
+import httpx
 import orjson
 import pytest
 from fastapi import FastAPI, HTTPException
-from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from services.gateway.problems import install_problem_handlers, problem
@@ -64,9 +65,12 @@ def make_app() -> FastAPI:
     return app
 
 
-@pytest.fixture(scope="module")
-def client() -> TestClient:
-    return TestClient(make_app(), raise_server_exceptions=False)
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    # In-process ASGI (no sockets, no threads); app errors become the 500 a server sends.
+    transport = httpx.ASGITransport(make_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
 
 
 def assert_problem(r, status: int, field: str | None) -> dict:
@@ -81,60 +85,57 @@ def assert_problem(r, status: int, field: str | None) -> dict:
     return body
 
 
-def test_event_rejected_keeps_its_status_and_field(client):
-    body = assert_problem(client.post("/events"), 400, "[2].data.acv")
+async def test_event_rejected_keeps_its_status_and_field(client):
+    body = assert_problem(await client.post("/events"), 400, "[2].data.acv")
     assert body["type"].endswith("/invalid-event")
     assert "decimal string" in body["detail"]
     assert body["instance"] == "/events"
-    assert_problem(client.post("/events?status=415"), 415, "[2].data.acv")
-    assert_problem(client.post("/events?status=413"), 413, "[2].data.acv")
+    assert_problem(await client.post("/events?status=415"), 415, "[2].data.acv")
+    assert_problem(await client.post("/events?status=413"), 413, "[2].data.acv")
 
 
-def test_http_exception_detail_prefix_names_the_field(client):
-    body = assert_problem(client.get("/plans/x"), 422, "body.plan_id")
+async def test_http_exception_detail_prefix_names_the_field(client):
+    body = assert_problem(await client.get("/plans/x"), 422, "body.plan_id")
     assert body["errors"] == [{"field": "body.plan_id", "message": "no published plan 'x'"}]
     assert body["instance"] == "/plans/x"
 
 
-def test_http_exception_without_field_keeps_its_headers(client):
-    r = client.get("/secret")
+async def test_http_exception_without_field_keeps_its_headers(client):
+    r = await client.get("/secret")
     body = assert_problem(r, 401, None)
     assert r.headers["www-authenticate"] == "Bearer"
     assert body["detail"] == "missing bearer token" and "errors" not in body
 
 
-def test_unknown_route_is_a_problem_too(client):
-    assert assert_problem(client.get("/nowhere"), 404, None)["title"] == "Not Found"
+async def test_unknown_route_is_a_problem_too(client):
+    assert assert_problem(await client.get("/nowhere"), 404, None)["title"] == "Not Found"
 
 
-def test_request_validation_errors_use_dotted_paths(client):
-    r = client.post("/validated?as_of=yesterday", json={"amount": "1.00"})
+async def test_request_validation_errors_use_dotted_paths(client):
+    r = await client.post("/validated?as_of=yesterday", json={"amount": "1.00"})
     first = r.json()["errors"][0]["field"]
     body = assert_problem(r, 422, first)
     assert {e["field"] for e in body["errors"]} == {"body.type", "query.as_of"}
     assert body["type"].endswith("/validation-error")
 
 
-def test_money_error_is_422(client):
-    body = assert_problem(client.get("/money"), 422, None)
+async def test_money_error_is_422(client):
+    body = assert_problem(await client.get("/money"), 422, None)
     assert "XXX" in body["detail"]
 
 
-def test_unexpected_error_is_a_500_problem_without_internals(client):
-    body = assert_problem(client.get("/boom"), 500, None)
+async def test_unexpected_error_is_a_500_problem_without_internals(client):
+    body = assert_problem(await client.get("/boom"), 500, None)
     assert "hunter2" not in body["detail"]
 
 
-def test_plan_error_is_422_with_its_path(client):
-    pytest.importorskip("trailpay.core.plans", reason="trailpay/core/plans.py not written yet")
-    body = assert_problem(client.get("/plan-error"), 422, "rules[0].rate")
+async def test_plan_error_is_422_with_its_path(client):
+    body = assert_problem(await client.get("/plan-error"), 422, "rules[0].rate")
     assert body["detail"] == "must be between 0 and 1"
 
 
-def test_version_conflict_is_409(client):
-    pytest.importorskip("trailpay.adapters.plan_store",
-                        reason="plan_store needs trailpay/core/plans.py")
-    assert_problem(client.get("/conflict"), 409, None)
+async def test_version_conflict_is_409(client):
+    assert_problem(await client.get("/conflict"), 409, None)
 
 
 def test_problem_helper_shape():

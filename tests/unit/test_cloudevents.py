@@ -195,6 +195,7 @@ def _pop(path: str) -> Callable[[dict[str, Any]], None]:
     (_set("data.partners.1.share", "1.5"), "data.partners[1].share", "0 < share <= 1"),
     (_set("data.partners.1.share", 0.4), "data.partners[1].share", "decimal string"),
     (_set("data.partners.0.role", "resold"), "data.partners[0].role", ""),
+    (_set("data.partners.1.partner_id", "P-1"), "data.partners[1].partner_id", "named twice"),
     (_set("data.surprise", "x"), "data.surprise", "not an allowed property"),
     (_set("Bad_Name", "x"), "Bad_Name", "lowercase"),
     (_set("data", "not an object"), "data", ""),

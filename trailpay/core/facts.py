@@ -373,6 +373,14 @@ def fact_from_data(event_type: str, data: Mapping[str, Any]) -> Fact:
 
 
 def _check_shares(fact: DealClosed) -> None:
+    # One share per partner: a partner's entry for an event is keyed (journal seq, partner),
+    # so a second share of the same partner would have no entry of its own.
+    seen: set[str] = set()
+    for i, p in enumerate(fact.partners):
+        if p.partner_id in seen:
+            raise FactError(f"data.partners[{i}].partner_id",
+                            f"partner {p.partner_id!r} is named twice; give it one share")
+        seen.add(p.partner_id)
     total = sum((p.share for p in fact.partners), Decimal(0))
     if fact.partners and total != 1:
         raise FactError("data.partners", f"shares must sum to 1, they sum to {total}")

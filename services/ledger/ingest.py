@@ -126,18 +126,21 @@ async def _unpark(conn: AsyncConnection, customer_ids: set[str]
     return out
 
 
+ENTRY_COLUMNS = ("entry_id", "journal_seq", "partner_id", "topic", "payload")
+
+
 async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry], topic: str) -> None:
+    """COPY the batch's entries into the outbox (twice the rows/s of INSERT ... unnest here).
+    An entry is written once: its event was journaled in this same transaction (a
+    redelivered event is a duplicate and makes no entries), and its id is unique per
+    (event, partner). A repeat would be a bug, and the unique key fails the batch loudly."""
     if not entries:
         return
     pg = await raw(conn)
     await outbox.lock_for_append(pg, outbox.LEDGER_ENTRIES)
-    await pg.execute(
-        "INSERT INTO ledger_entries (entry_id, journal_seq, partner_id, topic, payload) "
-        "SELECT e, s, p, $5, d FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) "
-        "AS u(e, s, p, d) ON CONFLICT (entry_id) DO NOTHING",
-        [e.entry_id for e in entries], [e.journal_seq for e in entries],
-        [e.partner_id for e in entries],
-        [orjson.dumps(entry_to_dict(e)).decode() for e in entries], topic)
+    await pg.copy_records_to_table("ledger_entries", columns=ENTRY_COLUMNS, records=[
+        (e.entry_id, e.journal_seq, e.partner_id, topic, orjson.dumps(entry_to_dict(e)).decode())
+        for e in entries])
 
 
 async def _attribute(conn: AsyncConnection, appended: list[tuple[int, Envelope]],

@@ -146,7 +146,7 @@ async def balances_snapshot(pg: Any, partner_id: str, as_of: date | None,
 # available_on to what `bucket_on` can tell apart on the day before the month: ended by
 # then (that day) or not (NULL: pending through the month, as those ending in it are
 # excluded here). The legs before the month are read once (`before`); the few whose hold
-# ends in the month are fetched again by id for their full line (part 1). The order is
+# ends in the month are fetched again by key for their full line (part 1). The order is
 # total, so the same version always renders the same bytes (and the same ETag). Only pending
 # legs before the month whose hold ends inside it are read one by one, since each makes a
 # "hold ended" line: part 1. Part 2 is the month's own legs.
@@ -154,13 +154,13 @@ _HOLD_CLASS = "CASE WHEN available_on < $4 THEN $4::date - 1 END"
 _NO_LEG = "'', '', '', NULL, NULL, '', '', NULL, NULL::integer, NULL::numeric, NULL::numeric, " \
           "NULL::numeric, NULL::numeric, '', NULL::numeric"
 _LEG_PARTS = (
-    "WITH before AS MATERIALIZED (SELECT id, currency, bucket, amount, available_on, "
+    "WITH before AS MATERIALIZED (SELECT group_id, leg, currency, bucket, amount, available_on, "
     "bucket = 'pending' AND available_on BETWEEN $4 AND $5 AS ends_in_month FROM postings "
     "WHERE partner_id = $1 AND account <> $2 AND effective_at < $3) "
     f"(SELECT 0, $3::timestamptz, currency, bucket, sum(amount), {_HOLD_CLASS}, {_NO_LEG}, "
     "NULL::smallint FROM before WHERE NOT ends_in_month GROUP BY 3, 4, 6) "
     f"UNION ALL (SELECT 1, {LEG_COLUMNS}, leg FROM postings "
-    "WHERE id IN (SELECT id FROM before WHERE ends_in_month)) "
+    "WHERE (group_id, leg) IN (SELECT group_id, leg FROM before WHERE ends_in_month)) "
     f"UNION ALL (SELECT 2, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
     "AND account <> $2 AND effective_at >= $3 AND effective_at < $6)")
 _LEG_NAMES = f"part, {LEG_COLUMNS}, leg"

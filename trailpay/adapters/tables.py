@@ -144,9 +144,8 @@ partner_customer_state = Table(
 
 postings = Table(
     "postings", metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("group_id", Text, nullable=False),
-    Column("leg", SmallInteger, nullable=False),
+    Column("group_id", Text, primary_key=True),
+    Column("leg", SmallInteger, primary_key=True),
     Column("entry_id", Text, nullable=False),
     Column("journal_seq", BigInteger, nullable=False),
     Column("event_id", Text, nullable=False),

@@ -19,6 +19,7 @@ from services.gateway.read_cache import Rendered, RenderCache, Version, VersionB
 from services.gateway.render import balances_json, statement_json
 from services.gateway.statement_formats import statement_csv
 from trailpay.adapters import read_models
+from trailpay.adapters.db import SERVICE_SESSION
 from trailpay.settings import Settings
 
 
@@ -35,12 +36,9 @@ class Reads:
 
     @classmethod
     async def open(cls, settings: Settings) -> Reads:
-        # Short index reads: a parallel plan (or JIT) costs more to start than the query,
-        # and on a small box the workers take the CPU the other requests need.
         pool = await asyncpg.create_pool(
             settings.asyncpg_dsn, min_size=1, max_size=settings.db_pool_size,
-            server_settings={"max_parallel_workers_per_gather": "0", "jit": "off"},
-            reset=_keep_session)
+            server_settings=SERVICE_SESSION, reset=_keep_session)
         return cls(pool, int(settings.read_cache_mib * 1024 * 1024))
 
     async def close(self) -> None:

@@ -19,12 +19,19 @@ from trailpay.settings import Settings
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
+# The services' sessions: short statements and batches on a small box. A parallel plan
+# (or JIT) costs more to start than these queries take, and its workers take the CPU the
+# other services need; the rebuild and ad-hoc reporting use their own sessions.
+SERVICE_SESSION = {"max_parallel_workers_per_gather": "0", "jit": "off"}
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.async_database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
+        connect_args={"server_settings": SERVICE_SESSION},
     )
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import engine, expected, load, raw
+from bench import engine, expected, load, pgstats, raw
 from bench.programme import Programme, generate
 from bench.stack import ROOT, Stack
 from trailpay.adapters import rebuild
@@ -341,10 +341,15 @@ class Profilers:
     def __init__(self, stack: Stack, out: Path, enabled: bool) -> None:
         self.stack, self.out, self.enabled = stack, out, enabled
         self.procs: list[subprocess.Popen] = []
+        self.phase = ""
+        self.pg_before: dict[int, tuple] = {}
+        self.pg_statements: dict[str, list[dict[str, Any]]] = {}
 
     def start(self, phase: str, names: tuple[str, ...]) -> None:
         if not self.enabled:
             return
+        self.phase = phase
+        self.pg_before = asyncio.run(pgstats.snapshot(self.stack.dsn))
         for name in names:
             target = self.out / f"{phase}-{name}.txt"
             self.procs.append(subprocess.Popen(
@@ -356,6 +361,11 @@ class Profilers:
     def stop(self) -> None:
         import signal
 
+        if not self.enabled:
+            return
+        rows = pgstats.top(self.pg_before, asyncio.run(pgstats.snapshot(self.stack.dsn)))
+        self.pg_statements[self.phase] = rows
+        pgstats.write(self.out / f"{self.phase}-postgres.txt", self.phase, rows)
         for p in self.procs:
             p.send_signal(signal.SIGINT)
         for p in self.procs:
@@ -385,7 +395,7 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
     log(f"programme: {len(prog.kafka)} Kafka + {len(prog.http)} HTTP events from seed {seed}")
     stack = Stack(env_extra=dict(service_env or {}))
     result["service_env"] = stack.env_extra
-    stack.start_infra(log_dir)
+    stack.start_infra(log_dir, statement_stats=profile)
     result["postgres"] = stack.postgres_kind
     try:
         if "raw" not in skip:
@@ -445,6 +455,8 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         result["e2e_ratio_to_pg_batch"] = (result["e2e_kafka_events_per_s"]
                                            / result["pg_batch_insert_rows_per_s"])
     result["profiles"] = str(log_dir) if profile else None
+    if profile:
+        result["pg_statements"] = profilers.pg_statements
     peak = {}
     for name in ("ledger", "accrual", "gateway"):
         vals = [s[name] for s in result.get("rss_series_mib", []) + result.get(

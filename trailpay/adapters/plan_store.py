@@ -9,7 +9,6 @@ so a replay sees exactly the plans and enrolments that live processing saw.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ from trailpay.adapters.db import raw
 from trailpay.adapters.journal_store import JournalRecord
 from trailpay.core.journal import body_hash
 from trailpay.core.plans import (
-    Enrollment, PlanBook, PlanError, PlanVersion, check_overrides, parse_plan,
+    Enrolled, Enrollment, PlanBook, PlanError, PlanVersion, check_overrides, parse_plan,
 )
 
 GATEWAY_STREAM = "gateway"
@@ -118,20 +117,6 @@ async def enroll_partner(conn: AsyncConnection, partner_id: str, type_: str, pla
         "payment = EXCLUDED.payment, journal_seq = EXCLUDED.journal_seq, updated_at = now()",
         partner_id, type_, plan_id, ov, pay, seq)
     return True, seq
-
-
-@dataclass(frozen=True, slots=True)
-class Enrolled:
-    journal_seq: int
-    enrollment: Enrollment
-
-
-def enrollment_at(history: list[Enrolled], journal_seq: int) -> Enrollment:
-    """The enrolment in force for an entry: the last one journaled before it."""
-    before = [h for h in history if h.journal_seq < journal_seq]
-    if not before:
-        raise LookupError("the partner was not enrolled when this event was journaled")
-    return before[-1].enrollment
 
 
 class PlanCache:

@@ -132,6 +132,22 @@ class Enrollment:
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    """An enrolment and the journal seq that recorded it."""
+
+    journal_seq: int
+    enrollment: Enrollment
+
+
+def enrollment_at(history: Sequence[Enrolled], journal_seq: int) -> Enrollment:
+    """The enrolment in force for an entry: the last one journaled before it."""
+    before = [h for h in history if h.journal_seq < journal_seq]
+    if not before:
+        raise LookupError("the partner was not enrolled when this event was journaled")
+    return before[-1].enrollment
+
+
 class PlanBook:
     """All published versions of one plan; picks the one in force on a date."""
 

@@ -36,7 +36,7 @@ lint: $(STAMP)
 ## PROFILE=1: py-spy samples the services, flame stacks beside the results).
 bench: $(STAMP)
 	$(if $(filter 1 true yes,$(PROFILE)),$(PY) -m pip install --quiet -e '.[bench]',)
-	$(PY) -m bench.run $(if $(filter 1 true yes,$(QUICK)),--quick,) $(if $(filter 1 true yes,$(PROFILE)),--profile,)
+	$(PY) -m bench $(if $(filter 1 true yes,$(QUICK)),--quick,) $(if $(filter 1 true yes,$(PROFILE)),--profile,)
 
 ## Plan-engine throughput on one core only (pure core, no I/O).
 bench-engine: $(STAMP)

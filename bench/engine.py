@@ -22,8 +22,8 @@ from typing import Any
 
 from bench.expected import attribute, fold
 from bench.programme import generate
-from trailpay.adapters.plan_store import Enrolled
-from trailpay.adapters.rebuild import Books
+from trailpay.core.plans import Enrolled
+from trailpay.adapters.rebuild_worker import Books
 from trailpay.core.plans import Enrollment, parse_plan
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from trailpay.adapters.rebuild import BalanceKey, Books, add_groups
+from trailpay.adapters.rebuild_worker import BalanceKey, Books, add_groups
 from trailpay.core.accrual import AccrualError, accrue, new_state
 from trailpay.core.attribution import Customer, customer_after, entries_for, partners_of
 from trailpay.core.facts import DealClosed, fact_from_data

@@ -14,56 +14,18 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trailpay.adapters.db import raw
-from trailpay.adapters.plan_store import Enrolled, enrollment_at
-from trailpay.core.accrual import AccrualError, accrue, new_state
-from trailpay.core.attribution import entry_from_dict
-from trailpay.core.plans import Enrollment, PlanBook, PlanError, PlanVersion, parse_plan
-from trailpay.core.postings import COMPANY_ACCOUNT, PostingGroup
-
-NO_DATE = date(1, 1, 1)  # the balances table's "no available_on"
-BalanceKey = tuple[str, str, str, date]  # partner, currency, bucket, available_on
-
-
-def add_groups(totals: dict[BalanceKey, Decimal], groups: Iterable[PostingGroup]) -> None:
-    """Add the partner legs of posting groups to balance totals (as the accrual projects them)."""
-    for g in groups:
-        for leg in g.legs:
-            if leg.account == COMPANY_ACCOUNT:
-                continue
-            key = (g.partner_id, leg.amount.currency, leg.bucket, leg.available_on or NO_DATE)
-            totals[key] = totals.get(key, Decimal(0)) + leg.amount.amount
-
-
-@dataclass
-class Books:
-    """Plan versions and enrolment histories, each with the journal seq that published it."""
-
-    versions: dict[str, list[tuple[int, PlanVersion]]]
-    enrollments: dict[str, list[Enrolled]]
-    _books: dict[tuple[str, int], PlanBook] = field(default_factory=dict)
-
-    def at(self, partner_id: str, journal_seq: int) -> tuple[PlanBook, Enrollment]:
-        """The plan book and enrolment an entry at this journal seq was (or would be) accrued with."""
-        enrollment = enrollment_at(self.enrollments.get(partner_id, []), journal_seq)
-        published = [p for s, p in self.versions.get(enrollment.plan_id, []) if s < journal_seq]
-        if not published:
-            raise LookupError(f"plan {enrollment.plan_id!r} had no published version for this event")
-        key = (enrollment.plan_id, len(published))  # versions are journaled in order
-        book = self._books.get(key)
-        if book is None:
-            book = self._books[key] = PlanBook(published)
-        return book, enrollment
+from trailpay.adapters.rebuild_worker import (
+    SHARD_SQL, BalanceKey, Books, FoldResult, fold, fold_shard,
+)
+from trailpay.core.plans import Enrolled, Enrollment, PlanVersion, parse_plan
 
 
 async def load_books(conn: AsyncConnection) -> Books:
@@ -80,68 +42,12 @@ async def load_books(conn: AsyncConnection) -> Books:
     return Books(dict(versions), dict(enrollments))
 
 
-@dataclass
-class FoldResult:
-    entries: int = 0
-    applied: int = 0
-    refused: int = 0
-    groups: int = 0
-    balances: dict[BalanceKey, Decimal] = field(default_factory=dict)
-
-
-def fold(payloads: Iterable[bytes | str | dict[str, Any]], books: Books) -> FoldResult:
-    """Fold attributed entries (ledger_entries payloads, in journal order) from empty states."""
-    out = FoldResult()
-    states: dict[str, Any] = {}
-    for payload in payloads:
-        d = payload if isinstance(payload, dict) else orjson.loads(payload)
-        e = entry_from_dict(d)
-        out.entries += 1
-        try:
-            book, enrollment = books.at(e.partner_id, e.journal_seq)
-            groups, states[e.partner_id] = accrue(
-                states.get(e.partner_id) or new_state(e.partner_id), e, book, enrollment)
-        except (AccrualError, PlanError, LookupError):
-            out.refused += 1  # the live service dead-letters these: nothing posts
-            continue
-        out.applied += 1
-        out.groups += len(groups)
-        add_groups(out.balances, groups)
-    return out
-
-
-SHARD_SQL = ("SELECT payload::text FROM ledger_entries "
-             "WHERE ($1::int = 1 OR (hashtext(partner_id) & 2147483647) % $1 = $2) "
-             "ORDER BY journal_seq, id")
-
-
-async def _fetch_shard(dsn: str, snapshot: str, shard: int, shards: int) -> list[str]:
-    """One shard's entries, read in the rebuild's own snapshot (pg_export_snapshot)."""
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            return [r[0] for r in await conn.fetch(SHARD_SQL, shards, shard)]
-    finally:
-        await conn.close()
-
-
-def _fold_shard(args: tuple[str, str, int, int, Books]) -> FoldResult:
-    """A worker process: read its partners' entries itself, then fold them."""
-    import asyncio
-
-    dsn, snapshot, shard, shards, books = args
-    return fold(asyncio.run(_fetch_shard(dsn, snapshot, shard, shards)), books)
-
-
 def fold_parallel(dsn: str, snapshot: str, books: Books, workers: int) -> FoldResult:
     """Fold with partners split across processes by a hash of the partner id (states are
     per partner, so the results add up); each process reads its own shard in the same
     snapshot, so nothing is read twice or shipped between processes."""
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(_fold_shard, [(dsn, snapshot, k, workers, books)
+        parts = list(pool.map(fold_shard, [(dsn, snapshot, k, workers, books)
                                             for k in range(workers)]))
     out = FoldResult()
     for part in parts:

@@ -82,6 +82,9 @@ class RenderCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._items
+
 
 class VersionBatcher:
     """Partner versions for many concurrent requests in few queries.

@@ -47,29 +47,24 @@ class Reads:
     async def _versions(self, partner_ids: list[str]) -> dict[str, Version]:
         return await read_models.partner_versions(self.pool, partner_ids)
 
-    async def version(self, partner_id: str) -> Version:
-        """The partner's version now (None: no such partner), shared with concurrent reads."""
-        return await self.versions.get(partner_id)
-
-    async def _render(self, key: Hashable, partner_id: str, snapshot,
-                      version: Version = None) -> Rendered | None:
-        """The cached body at the partner's current version (`version`, when the caller has
-        just read it), or snapshot(pool) -> (version, body): one statement, one round trip.
-        None: no such partner."""
-        if version is None:
+    async def _render(self, key: Hashable, partner_id: str, snapshot) -> Rendered | None:
+        """The cached body at the partner's current version, or snapshot(pool) -> (version,
+        body): one statement, one round trip. None: no such partner."""
+        if key in self.cache:
             version = await self.versions.get(partner_id)
             if version is None:
                 return None
-        hit = self.cache.get(key, version)
-        if hit is not None:
-            return hit
+            hit = self.cache.get(key, version)
+            if hit is not None:
+                return hit
+        # Not cached (no version query then: the snapshot reads the version with the
+        # page), or cached at an older version.
         built = await snapshot(self.pool)
         if built is None:
             return None
         return self.cache.put(key, *built)
 
-    async def statement(self, partner_id: str, month: str,
-                        version: Version = None) -> Rendered | None:
+    async def statement(self, partner_id: str, month: str) -> Rendered | None:
         """The statement as JSON bytes (month already validated)."""
         async def snapshot(pg: Any) -> tuple[Version, bytes] | None:
             snap = await read_models.statement_snapshot(pg, partner_id, month)
@@ -77,13 +72,11 @@ class Reads:
                 return None
             return snap.version, orjson.dumps(
                 statement_json(snap.statement, snap.payouts, snap.disputes))
-        return await self._render(("statement", partner_id, month), partner_id, snapshot,
-                                  version)
+        return await self._render(("statement", partner_id, month), partner_id, snapshot)
 
-    async def statement_csv(self, partner_id: str, month: str,
-                            version: Version = None) -> Rendered | None:
+    async def statement_csv(self, partner_id: str, month: str) -> Rendered | None:
         key = ("statement.csv", partner_id, month)
-        doc = await self.statement(partner_id, month, version)
+        doc = await self.statement(partner_id, month)
         if doc is None:
             return None
         hit = self.cache.get(key, doc.version)

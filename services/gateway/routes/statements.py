@@ -57,15 +57,12 @@ async def get_statement(partner_id: str, month: str, principal: StatementsReader
                         request: Request) -> Response:
     visible_partner(principal, partner_id)
     reads: Reads = request.app.state.reads
-    version = await reads.version(partner_id)
-    if version is None:
-        raise HTTPException(404, f"partner {partner_id} not found")
     try:
         month_bounds(month)
     except ValueError as exc:
         raise HTTPException(422, f"month: {exc}") from None
     kind = negotiate(request.headers.get("accept", ""))
-    item = await (reads.statement_csv if kind == CSV else reads.statement)(partner_id, month, version)
+    item = await (reads.statement_csv if kind == CSV else reads.statement)(partner_id, month)
     if item is None:
         raise HTTPException(404, f"partner {partner_id} not found")
     if kind == CSV:

@@ -2,8 +2,8 @@
 
 Every read asks PostgreSQL for the partner's *version* (one indexed lookup, see
 `read_models.PARTNER_VERSIONS`): the accrual service changes a partner's postings,
-balances, payouts and disputes only in a transaction that also bumps that partner's
-`partner_state` row and adds an `accrual_applied` row. A cached body is served only
+balances, payouts and disputes only in a transaction that also rewrites that partner's
+`partner_state` row with a larger `entries`. A cached body is served only
 when it was rendered at exactly the version the database reports now; otherwise it
 is rebuilt from one SQL statement that also reads the version it is stored under
 (one snapshot, one round trip). The version query is made *after* the request arrived, so an answer is never

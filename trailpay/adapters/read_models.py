@@ -80,12 +80,11 @@ async def partner_exists(conn: AsyncConnection, partner_id: str) -> bool:
 
 # A partner's version: what changes whenever anything a statement or a balance shows
 # changes. The accrual service writes a partner's postings, balances, payouts and
-# disputes only in the transaction that adds its accrual_applied rows (under the
-# partner's advisory lock, so applied_order grows in commit order per partner) and
-# rewrites its partner_state row (entries grows; xmin changes). Absent partners have
-# no row. One index lookup per partner, for many partners at once.
-_VERSION = ("s.entries, s.xmin::text, "
-            "(SELECT max(a.applied_order) FROM accrual_applied a WHERE a.partner_id = p.partner_id)")
+# disputes only for the partner of the entries it applies, and only in the transaction
+# that rewrites that partner's partner_state row with `entries` grown by the number
+# applied (at least one; xmin changes too). Absent partners have no row. One primary-key
+# lookup per partner, for many partners at once.
+_VERSION = "s.entries, s.xmin::text"
 _OF_PARTNER = "FROM partners p LEFT JOIN partner_state s ON s.partner_id = p.partner_id"
 PARTNER_VERSIONS = f"SELECT p.partner_id, {_VERSION} {_OF_PARTNER} WHERE p.partner_id = ANY($1::text[])"
 
@@ -93,7 +92,7 @@ PARTNER_VERSIONS = f"SELECT p.partner_id, {_VERSION} {_OF_PARTNER} WHERE p.partn
 async def partner_versions(pg: Any, partner_ids: list[str]) -> dict[str, tuple]:
     """{partner_id: version} for the partners that exist (pg: an asyncpg pool or connection)."""
     rows = await pg.fetch(PARTNER_VERSIONS, partner_ids)
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 # Snapshot reads: the partner's version and everything a page shows, in ONE statement, so
@@ -137,7 +136,7 @@ async def balances_snapshot(pg: Any, partner_id: str, as_of: date | None,
                                 as_of)
     if row is None:
         return None
-    return BalancesSnapshot((row[0], row[1], row[2]), balances_as_of(row[3], as_of or today))
+    return BalancesSnapshot((row[0], row[1]), balances_as_of(row[2], as_of or today))
 
 
 # A statement's legs. The legs before the month are summed per (currency, bucket, hold
@@ -192,11 +191,11 @@ async def statement_snapshot(pg: Any, partner_id: str, month: str) -> StatementS
                             _end_of(last))
     if row is None:
         return None
-    opening = [LegRow(*r[1:21]) for r in row[3] if r[0] != 2]
-    lines = [LegRow(*r[1:21]) for r in row[3] if r[0] == 2]
-    return StatementSnapshot((row[0], row[1], row[2]),
+    opening = [LegRow(*r[1:21]) for r in row[2] if r[0] != 2]
+    lines = [LegRow(*r[1:21]) for r in row[2] if r[0] == 2]
+    return StatementSnapshot((row[0], row[1]),
                              build_statement(partner_id, month, opening, lines),
-                             [_payout(r) for r in row[4]], [_dispute(r) for r in row[5]])
+                             [_payout(r) for r in row[3]], [_dispute(r) for r in row[4]])
 
 
 async def payout(conn: AsyncConnection, payout_id: str) -> PayoutView | None:

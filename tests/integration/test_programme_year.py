@@ -9,7 +9,7 @@ events through trailpay.core directly; a few are also worked out by hand below.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -24,7 +24,7 @@ from trailpay.core.attribution import customer_after, entries_for, partners_of
 from trailpay.core.facts import fact_from_data
 from trailpay.core.plans import Enrollment, PlanBook, parse_plan
 from trailpay.core.postings import COMPANY_ACCOUNT
-from trailpay.core.statements import balances_as_of
+from trailpay.core.statements import balances_as_of, month_bounds
 
 pytestmark = pytest.mark.integration
 
@@ -82,10 +82,11 @@ def _plan_docs(plan_id: str) -> list[str]:
             PLAN.format(plan_id=plan_id, version=2, effective_from="2024-07-01", cap="15000.00")]
 
 
-def _pure_balances(plan_docs: list[str], types: dict[str, str], overrides: dict[str, dict],
-                   script: list[tuple[str, str, dict]], today: date
-                   ) -> tuple[dict[str, dict], dict[str, PartnerState]]:
-    """The same programme folded through the core, no I/O: the expected books and states."""
+def _pure_fold(plan_docs: list[str], types: dict[str, str], overrides: dict[str, dict],
+               script: list[tuple[str, str, dict]]
+               ) -> tuple[dict[str, list[tuple]], dict[str, PartnerState]]:
+    """The same programme folded through the core, no I/O: each partner's legs, as
+    (effective day, currency, bucket, available_on, amount), and the final states."""
     book = PlanBook([parse_plan(yaml.safe_load(d)) for d in plan_docs])
     customers: dict = {}
     states: dict = {}
@@ -99,13 +100,26 @@ def _pure_balances(plan_docs: list[str], types: dict[str, str], overrides: dict[
             groups, states[e.partner_id] = accrue(
                 states.get(e.partner_id) or new_state(e.partner_id), e, book,
                 Enrollment(e.partner_id, types[e.partner_id], "p", overrides.get(e.partner_id, {})))
-            rows[e.partner_id] += [(leg.amount.currency, leg.bucket, leg.available_on,
-                                    leg.amount.amount)
+            rows[e.partner_id] += [(at.date(), leg.amount.currency, leg.bucket,
+                                    leg.available_on, leg.amount.amount)
                                    for g in groups for leg in g.legs if leg.account != COMPANY_ACCOUNT]
         after = customer_after(f, cust)
         if after is not None:
             customers[f.customer_id] = after
-    return {p: balances_as_of(r, today).get("USD", {}) for p, r in rows.items()}, states
+    return rows, states
+
+
+def _as_of(legs: list[tuple], day: date) -> dict[str, Decimal]:
+    """USD balances from the core's legs effective by `day`, as the core's rule reads them."""
+    return balances_as_of([leg[1:] for leg in legs if leg[0] <= day], day).get("USD", {})
+
+
+def _months(first: date, last: date) -> list[str]:
+    out, y, m = [], first.year, first.month
+    while (y, m) <= (last.year, last.month):
+        out.append(f"{y}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
 
 
 async def _applied(engine, event_id: str) -> int:
@@ -143,7 +157,8 @@ async def test_a_scripted_programme_over_http_matches_the_pure_core(client, engi
         await eventually(lambda eid=event["id"]: _applied(engine, eid))
 
     today = datetime.now(UTC).date()
-    expected, states = _pure_balances(docs, types, overrides, script, today)
+    legs, states = _pure_fold(docs, types, overrides, script)
+    expected = {p: _as_of(legs[p], today) for p in types}
     for partner in types:
         got = (await client.get(f"/v1/partners/{partner}/balances")).json()["balances"]
         assert len(got) == 1 and got[0]["currency"] == "USD"
@@ -171,3 +186,24 @@ async def test_a_scripted_programme_over_http_matches_the_pure_core(client, engi
     # ≥ 250,000 → ×1.25: 5% × 250,000.00 × 1.25 × 70% = 10,937.50.
     assert [ln["amount"] for ln in trail] == ["10937.50"]
     assert trail[0]["multiplier"] == "1.25" and "tenure year 2" in trail[0]["explanation"]
+
+    # Every month of the programme, for every partner: the statement's opening and closing
+    # (the gateway's one-statement read, with opening sums per hold class) and the
+    # balances as of the month's last day equal the core's legs read by the core's rule.
+    days = [date.fromisoformat(day) for day, _, _ in script]
+    for partner in types:
+        for month in _months(min(days), max(days)):
+            first, last = month_bounds(month)
+            st = (await client.get(f"/v1/partners/{partner}/statements/{month}")).json()
+            for side, day in (("opening", first - timedelta(days=1)), ("closing", last)):
+                want = _as_of(legs[partner], day)
+                got = {b["currency"]: b for b in st[side]}.get("USD", {})
+                assert {k: Decimal(v) for k, v in got.items() if k != "currency"} == \
+                       {k: want.get(k, Decimal(0)) for k in got if k != "currency"}, \
+                       (partner, month, side)
+            past = (await client.get(f"/v1/partners/{partner}/balances",
+                                     params={"as_of": last.isoformat()})).json()["balances"]
+            want = _as_of(legs[partner], last)
+            got = past[0] if past else {}
+            assert {k: Decimal(v) for k, v in got.items() if k != "currency"} == \
+                   {k: want.get(k, Decimal(0)) for k in got if k != "currency"}, (partner, month)

@@ -4,6 +4,8 @@ bytes) and the shared partner-version query."""
 from __future__ import annotations
 
 import asyncio
+import random
+import zlib
 
 from services.gateway.read_cache import RenderCache, VersionBatcher, etag_matches
 from trailpay.adapters.api_keys import ApiKey, KeyCache
@@ -69,15 +71,31 @@ def test_a_body_is_served_only_at_its_version() -> None:
 
 
 def test_bodies_are_dropped_least_recently_used_first_within_the_byte_budget() -> None:
-    cache = RenderCache(max_bytes=100)
+    rng = random.Random(7)
+    bodies = {k: rng.randbytes(25) for k in "abcde"}  # random bytes do not compress
+    stored = max(len(zlib.compress(b, 1)) for b in bodies.values())
+    budget = 4 * stored + stored // 2  # room for four bodies, not five
+    cache = RenderCache(max_bytes=budget)
     for k in "abcd":
-        cache.put(k, 1, bytes(25))
+        cache.put(k, 1, bodies[k])
     assert cache.get("a", 1) is not None  # a is now the most recently used
-    cache.put("e", 1, bytes(25))
-    assert cache.bytes <= 100 and cache.get("b", 1) is None
+    cache.put("e", 1, bodies["e"])
+    assert cache.bytes <= budget and cache.get("b", 1) is None
     assert all(cache.get(k, 1) is not None for k in "acde")
-    cache.put("huge", 1, bytes(60))  # more than a quarter of the budget: not kept
-    assert cache.get("huge", 1) is None and cache.bytes <= 100
+    cache.put("huge", 1, rng.randbytes(2 * stored))  # over a quarter of the budget: not kept
+    assert cache.get("huge", 1) is None and cache.bytes <= budget
+
+
+def test_bodies_are_stored_compressed_and_served_exactly() -> None:
+    body = b'{"lines": [' + b", ".join(
+        b'{"bucket": "pending", "amount": "%d.00", "explanation": "Usage api_calls: 3%% of '
+        b'revenue, your share 60%%"}' % n for n in range(300)) + b"]}"
+    cache = RenderCache(max_bytes=1 << 20)
+    put = cache.put("k", 1, body)
+    assert put.body == body
+    assert cache.bytes < len(body) // 5  # the budget counts the stored (compressed) bytes
+    hit = cache.get("k", 1)
+    assert hit is not None and hit.body == body and hit.etag == put.etag
 
 
 def test_etags_compare_weakly_and_in_lists() -> None:

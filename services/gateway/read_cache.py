@@ -6,7 +6,8 @@ balances, payouts and disputes only in a transaction that also rewrites that par
 `partner_state` row with a larger `entries`. A cached body is served only
 when it was rendered at exactly the version the database reports now; otherwise it
 is rebuilt from one SQL statement that also reads the version it is stored under
-(one snapshot, one round trip). The version query is made *after* the request arrived, so an answer is never
+(one snapshot, one round trip; with nothing cached under the key, that statement is the
+only query). Both queries are made *after* the request arrived, so an answer is never
 older than the last commit before the request.
 
 Concurrent requests share version queries: the ones waiting while a query is in

@@ -139,16 +139,17 @@ async def balances_snapshot(pg: Any, partner_id: str, as_of: date | None,
     return BalancesSnapshot((row[0], row[1]), balances_as_of(row[2], as_of or today))
 
 
-# A statement's legs. The legs before the month are summed per (currency, bucket, hold
-# class), which gives the same opening balances as reading them one by one (a partner with
-# years of history costs a few rows, not all its legs): part 0. The hold class coarsens
-# available_on to what `bucket_on` can tell apart on the day before the month: ended by
-# then (that day) or not (NULL: pending through the month, as those ending in it are
-# excluded here). The legs before the month are read once (`before`); the few whose hold
-# ends in the month are fetched again by key for their full line (part 1). The order is
-# total, so the same version always renders the same bytes (and the same ETag). Only pending
-# legs before the month whose hold ends inside it are read one by one, since each makes a
-# "hold ended" line: part 1. Part 2 is the month's own legs.
+# A statement's legs, in three parts, all from one read of the legs before the month
+# (`before`) plus the month's own legs:
+# - part 0: the legs before the month summed per (currency, bucket, hold class), which
+#   gives the same opening balances as reading them one by one (years of history cost a
+#   few rows). The hold class coarsens available_on to what `bucket_on` can tell apart on
+#   the day before the month: ended by then (that day) or not (NULL: pending through the
+#   month, as those ending in it are part 1).
+# - part 1: pending legs before the month whose hold ends in it, fetched again by key for
+#   their full line, since each makes a "hold ended" line.
+# - part 2: the month's own legs.
+# The order is total, so the same version always renders the same bytes (and ETag).
 _HOLD_CLASS = "CASE WHEN available_on < $4 THEN $4::date - 1 END"
 _NO_LEG = "'', '', '', NULL, NULL, '', '', NULL, NULL::integer, NULL::numeric, NULL::numeric, " \
           "NULL::numeric, NULL::numeric, '', NULL::numeric"

@@ -12,7 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from trailpay.adapters.rebuild_worker import BalanceKey, Books, add_groups
+from trailpay.adapters.rebuild_worker import Books
+from trailpay.core.postings import BalanceKey, add_partner_legs
 from trailpay.core.accrual import AccrualError, accrue, new_state
 from trailpay.core.attribution import Customer, customer_after, entries_for, partners_of
 from trailpay.core.facts import DealClosed, fact_from_data
@@ -59,5 +60,5 @@ def fold(entries: Iterable[LedgerEntry], books: Books
             refused += 1
             continue
         applied += 1
-        add_groups(totals, groups)
+        add_partner_legs(totals, groups)
     return totals, applied, refused

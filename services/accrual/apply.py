@@ -8,9 +8,9 @@ entry; idempotency is keyed on entry_id, never on broker offsets.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from decimal import Decimal
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -27,9 +27,12 @@ from trailpay.core.attribution import entry_to_dict
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.money import MoneyError
 from trailpay.core.plans import PlanError
-from trailpay.core.postings import COMPANY_ACCOUNT, PostingGroup
+from trailpay.core.postings import (
+    COMPANY_ACCOUNT, BalanceKey, MonthKey, PostingGroup, add_partner_legs,
+)
 
-NO_DATE = date(1, 1, 1)
+BALANCE_KEYS = ("partner_id", "currency", "bucket", "available_on")
+MONTH_KEYS = ("partner_id", "month", "currency", "bucket", "available_on")
 POSTING_COLUMNS = (
     "group_id", "leg", "entry_id", "journal_seq", "event_id", "event_type", "effective_at",
     "partner_id", "customer_id", "deal_id", "account", "bucket", "currency", "amount",
@@ -78,30 +81,36 @@ async def _claim(conn: AsyncConnection, entries: list[LedgerEntry]) -> set[str]:
     return {e.entry_id for e in fresh}
 
 
+async def _upsert(pg, table: str, keys: tuple[str, ...], types: tuple[str, ...],
+                  delta: dict[tuple, Decimal]) -> None:
+    """Add amounts to a projection's rows, creating the missing ones; keys in sorted order,
+    so concurrent batches lock rows in one order."""
+    rows = sorted(delta)
+    cols = ", ".join(keys)
+    await pg.execute(
+        f"INSERT INTO {table} AS b ({cols}, amount) SELECT * FROM unnest("
+        + ", ".join(f"${n}::{t}[]" for n, t in enumerate((*types, "numeric"), 1))
+        + f") ON CONFLICT ({cols}) DO UPDATE SET amount = b.amount + EXCLUDED.amount",
+        *([k[i] for k in rows] for i in range(len(keys))), [delta[k] for k in rows])
+
+
 async def _write(conn: AsyncConnection, groups: list[PostingGroup]) -> None:
     pg = await raw(conn)
-    if groups:
-        await pg.copy_records_to_table("postings", records=posting_rows(groups),
-                                       columns=POSTING_COLUMNS)
-        delta: dict[tuple, object] = defaultdict(int)
-        counted: Counter[tuple[str, str]] = Counter()
-        for g in groups:
-            for leg in g.legs:
-                if leg.account == COMPANY_ACCOUNT:
-                    continue
-                key = (g.partner_id, leg.amount.currency, leg.bucket, leg.available_on or NO_DATE)
-                delta[key] += leg.amount.amount
-                counted[g.explanation.rule_kind, leg.bucket] += 1
-        for (kind, bucket), n in counted.items():
-            metrics.POSTINGS.labels(kind, bucket).inc(n)
-        keys = sorted(delta)
-        await pg.execute(
-            "INSERT INTO balances AS b (partner_id, currency, bucket, available_on, amount) "
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) "
-            "ON CONFLICT (partner_id, currency, bucket, available_on) "
-            "DO UPDATE SET amount = b.amount + EXCLUDED.amount",
-            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-            [k[3] for k in keys], [delta[k] for k in keys])
+    if not groups:
+        return
+    await pg.copy_records_to_table("postings", records=posting_rows(groups),
+                                   columns=POSTING_COLUMNS)
+    totals: dict[BalanceKey, Decimal] = {}
+    months: dict[MonthKey, Decimal] = {}
+    add_partner_legs(totals, groups, months)
+    counted: Counter[tuple[str, str]] = Counter(
+        (g.explanation.rule_kind, leg.bucket)
+        for g in groups for leg in g.legs if leg.account != COMPANY_ACCOUNT)
+    for (kind, bucket), n in counted.items():
+        metrics.POSTINGS.labels(kind, bucket).inc(n)
+    await _upsert(pg, "balances", BALANCE_KEYS, ("text", "text", "text", "date"), totals)
+    await _upsert(pg, "balance_months", MONTH_KEYS, ("text", "date", "text", "text", "date"),
+                  months)
 
 
 async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[LedgerEntry],

@@ -13,7 +13,7 @@ from fastapi import Response
 
 from trailpay.core.money import round_money
 from trailpay.core.postings import BUCKETS
-from trailpay.core.statements import Balances, Statement
+from trailpay.core.statements import Balances, Statement, StatementLine
 
 
 class JSONBody(Response):
@@ -64,31 +64,33 @@ def dispute_json(d: DisputeView) -> dict[str, Any]:
             "resolved_by": d.resolved_by, "adjustment": d.adjustment}
 
 
+def _line_json(ln: StatementLine) -> dict[str, Any]:
+    leg = ln.leg
+    if leg is None:  # a "hold ended" line: no posting of its own
+        return {"date": ln.date.isoformat(), "currency": ln.currency, "bucket": ln.bucket,
+                "amount": amount(ln.amount, ln.currency), "explanation": ln.explanation,
+                **_NO_POSTING}
+    return {
+        "date": ln.date.isoformat(), "currency": ln.currency, "bucket": ln.bucket,
+        "amount": amount(ln.amount, ln.currency), "explanation": ln.explanation,
+        "posting_id": leg.group_id, "event_id": leg.event_id, "event_type": leg.event_type,
+        "customer_id": leg.customer_id, "deal_id": leg.deal_id, "rule_id": leg.rule_id,
+        "rule_kind": leg.rule_kind, "plan_id": leg.plan_id, "plan_version": leg.plan_version,
+        "base": _opt(leg.base), "rate": _opt(leg.rate), "multiplier": _opt(leg.multiplier),
+        "share": _opt(leg.share), "unrounded": _opt(leg.unrounded),
+    }
+
+
+_NO_POSTING = {"posting_id": None, "event_id": None, "event_type": "hold.ended",
+               "customer_id": None, "deal_id": None, "rule_id": None, "rule_kind": None,
+               "plan_id": None, "plan_version": None, "base": None, "rate": None,
+               "multiplier": None, "share": None, "unrounded": None}
+
+
 def statement_json(st: Statement, payouts: Sequence[PayoutView] = (),
                    disputes: Sequence[DisputeView] = ()) -> dict[str, Any]:
-    lines = []
-    for ln in st.lines:
-        leg = ln.leg
-        lines.append({
-            "date": ln.date.isoformat(), "currency": ln.currency, "bucket": ln.bucket,
-            "amount": amount(ln.amount, ln.currency), "explanation": ln.explanation,
-            "posting_id": leg.group_id if leg else None,
-            "event_id": leg.event_id if leg else None,
-            "event_type": leg.event_type if leg else "hold.ended",
-            "customer_id": leg.customer_id if leg else None,
-            "deal_id": leg.deal_id if leg else None,
-            "rule_id": leg.rule_id if leg else None,
-            "rule_kind": leg.rule_kind if leg else None,
-            "plan_id": leg.plan_id if leg else None,
-            "plan_version": leg.plan_version if leg else None,
-            "base": _opt(leg.base) if leg else None,
-            "rate": _opt(leg.rate) if leg else None,
-            "multiplier": _opt(leg.multiplier) if leg else None,
-            "share": _opt(leg.share) if leg else None,
-            "unrounded": _opt(leg.unrounded) if leg else None,
-        })
     return {"partner_id": st.partner_id, "month": st.month,
-            "opening": balance_list(st.opening), "lines": lines,
+            "opening": balance_list(st.opening), "lines": [_line_json(ln) for ln in st.lines],
             "closing": balance_list(st.closing),
             "payouts": [payout_json(p) for p in payouts],
             "disputes": [dispute_json(d) for d in disputes]}

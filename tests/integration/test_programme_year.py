@@ -172,6 +172,21 @@ async def test_a_scripted_programme_over_http_matches_the_pure_core(client, engi
     for partner in types:
         assert state_to_json(stored[partner].state) == state_to_json(states[partner]), partner
 
+    # balance_months, from which statements sum their openings, adds up over the months
+    # to the balances projection, key by key (both written by the accrual, in one
+    # transaction, from the same legs).
+    async with engine.begin() as conn:
+        pg = await raw(conn)
+        apart = await pg.fetch(
+            "SELECT * FROM (SELECT partner_id, currency, bucket, available_on, sum(amount) AS a "
+            "FROM balance_months WHERE partner_id = ANY($1::text[]) GROUP BY 1, 2, 3, 4) m "
+            "FULL JOIN (SELECT * FROM balances WHERE partner_id = ANY($1::text[])) b "
+            "USING (partner_id, currency, bucket, available_on) "
+            "WHERE m.a IS DISTINCT FROM b.amount", sorted(types))
+        assert await pg.fetchval("SELECT count(*) FROM balance_months "
+                                 "WHERE partner_id = ANY($1::text[])", sorted(types)) > 3
+    assert apart == []
+
     # Hand-checked corners of the same books:
     # R2: 25% (override) of 100,000.00 = 25,000.00, half held; C2 never onboards, so the
     # usage event on 2024-04-15 (after the 2024-04-01 deadline) forfeits 12,500.00.

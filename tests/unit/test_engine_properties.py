@@ -20,7 +20,7 @@ from trailpay.core.accrual import AccrualError, accrue, new_state, state_from_js
 from trailpay.core.attribution import customer_after, entries_for, partners_of
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.plans import Enrollment, PlanBook
-from trailpay.core.postings import COMPANY_ACCOUNT, PostingGroup
+from trailpay.core.postings import COMPANY_ACCOUNT, NO_DATE, PostingGroup, add_partner_legs
 from trailpay.core.statements import balances_as_of
 
 PARTNERS = ("P0", "P1", "P2")
@@ -220,6 +220,29 @@ def test_balances_from_postings_equal_the_engine_state(programme):
                 (x.held for x in state.customers.values() if x.currency == cur), Decimal(0))
             assert got.get("pending", 0) == sum(
                 (a for d, a in state.pending.get(cur, {}).items() if d > last), Decimal(0))
+
+
+@PROPS
+@given(programmes())
+def test_month_sums_add_up_to_the_balances_and_to_each_months_legs(programme):
+    """balance_months (a statement's opening) and balances are projected by one rule."""
+    groups, _, _ = fold(attribute(programme))
+    totals: dict = {}
+    months: dict = {}
+    add_partner_legs(totals, groups, months)
+    folded: dict = defaultdict(Decimal)
+    for (partner, month, *key), amount in months.items():
+        assert month.day == 1
+        folded[(partner, *key)] += amount
+    assert {k: v for k, v in folded.items() if v} == {k: v for k, v in totals.items() if v}
+    for (partner, month, currency, bucket, available_on), amount in months.items():
+        assert amount == sum((leg.amount.amount for g in groups if g.partner_id == partner
+                              and g.effective_at.date().replace(day=1) == month
+                              for leg in g.legs if leg.account != COMPANY_ACCOUNT
+                              and (leg.amount.currency, leg.bucket,
+                                   leg.available_on or NO_DATE) == (currency, bucket,
+                                                                     available_on)),
+                             Decimal(0))
 
 
 @PROPS

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from trailpay.adapters.db import raw
 from trailpay.core.postings import COMPANY_ACCOUNT
 from trailpay.core.statements import (
-    Balances, LegRow, Statement, balances_as_of, build_statement, month_bounds,
+    Balances, Statement, balances_as_of, build_statement, make_leg_row, month_bounds,
 )
 
 LEG_COLUMNS = ("effective_at, currency, bucket, amount, available_on, group_id, event_id, "
@@ -95,6 +95,10 @@ async def partner_versions(pg: Any, partner_ids: list[str]) -> dict[str, tuple]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+# The company's account is a literal, not a parameter, so the planner can use the partial
+# indexes on postings, which hold partner legs only.
+_PARTNER_LEG = f"account <> '{COMPANY_ACCOUNT}'"
+
 # Snapshot reads: the partner's version and everything a page shows, in ONE statement, so
 # one round trip and one snapshot (a single statement sees one, even in READ COMMITTED).
 # What is cached under a version is exactly what that version was. The parts come back as
@@ -113,9 +117,9 @@ BALANCES_LIVE = (
 BALANCES_AS_OF = (
     "SELECT {version}, {summed} {of_partner} WHERE p.partner_id = $1".format(
         version=_VERSION, of_partner=_OF_PARTNER, summed=_SUMMED.format(
-            ended="available_on <= $4", as_of="$4",
-            legs="postings g WHERE g.partner_id = $1 AND g.account <> $2 "
-                 "AND g.effective_at < $3")))
+            ended="available_on <= $3", as_of="$3",
+            legs=f"postings g WHERE g.partner_id = $1 AND g.{_PARTNER_LEG} "
+                 "AND g.effective_at < $2")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,47 +136,51 @@ async def balances_snapshot(pg: Any, partner_id: str, as_of: date | None,
     if as_of is None or as_of >= today:
         row = await pg.fetchrow(BALANCES_LIVE, partner_id, as_of or today)
     else:
-        row = await pg.fetchrow(BALANCES_AS_OF, partner_id, COMPANY_ACCOUNT, _end_of(as_of),
-                                as_of)
+        row = await pg.fetchrow(BALANCES_AS_OF, partner_id, _end_of(as_of), as_of)
     if row is None:
         return None
     return BalancesSnapshot((row[0], row[1]), balances_as_of(row[2], as_of or today))
 
 
-# A statement's legs, in three parts, all from one read of the legs before the month
-# (`before`) plus the month's own legs:
-# - part 0: the legs before the month summed per (currency, bucket, hold class), which
-#   gives the same opening balances as reading them one by one (years of history cost a
-#   few rows). The hold class coarsens available_on to what `bucket_on` can tell apart on
-#   the day before the month: ended by then (that day) or not (NULL: pending through the
-#   month, as those ending in it are part 1).
-# - part 1: pending legs before the month whose hold ends in it, fetched again by key for
-#   their full line, since each makes a "hold ended" line.
-# - part 2: the month's own legs.
-# The order is total, so the same version always renders the same bytes (and ETag).
-_HOLD_CLASS = "CASE WHEN available_on < $4 THEN $4::date - 1 END"
+# A statement is one statement returning plain rows (asyncpg decodes those at twice the
+# speed of the same rows nested in an array of records), in a total order, so the same
+# version always renders the same bytes (and ETag):
+# - part -1, the head: the partner's version and the month's payouts and disputes; no
+#   head, no partner.
+# - part 0: the opening, from balance_months: the partner legs of the months before,
+#   summed per (currency, bucket, hold class) (years of history cost a few hundred rows;
+#   reading them leg by leg cost 3-20 ms a statement). The hold class coarsens
+#   available_on to what `bucket_on` can tell apart on the day before the month: ended by
+#   then (that day) or not (NULL: pending through the month; those ending in it are part 1,
+#   as is '0001-01-01', the projections' "no date").
+# - part 1: pending legs before the month whose hold ends in it, each for its full line,
+#   since each makes a "hold ended" line (index postings_partner_pending).
+# - part 2: the month's own legs (index postings_partner_time).
+# Leg rows leave the head's columns NULL and the head leaves the leg columns NULL.
+_ENDS_IN_MONTH = "bucket = 'pending' AND available_on BETWEEN $3 AND $4"
+_HOLD_CLASS = "CASE WHEN available_on BETWEEN '0001-01-02' AND $3::date - 1 THEN $3::date - 1 END"
 _NO_LEG = "'', '', '', NULL, NULL, '', '', NULL, NULL::integer, NULL::numeric, NULL::numeric, " \
           "NULL::numeric, NULL::numeric, '', NULL::numeric"
-_LEG_PARTS = (
-    "WITH before AS MATERIALIZED (SELECT group_id, leg, currency, bucket, amount, available_on, "
-    "bucket = 'pending' AND available_on BETWEEN $4 AND $5 AS ends_in_month FROM postings "
-    "WHERE partner_id = $1 AND account <> $2 AND effective_at < $3) "
-    f"(SELECT 0, $3::timestamptz, currency, bucket, sum(amount), {_HOLD_CLASS}, {_NO_LEG}, "
-    "NULL::smallint FROM before WHERE NOT ends_in_month GROUP BY 3, 4, 6) "
-    f"UNION ALL (SELECT 1, {LEG_COLUMNS}, leg FROM postings "
-    "WHERE (group_id, leg) IN (SELECT group_id, leg FROM before WHERE ends_in_month)) "
-    f"UNION ALL (SELECT 2, {LEG_COLUMNS}, leg FROM postings WHERE partner_id = $1 "
-    "AND account <> $2 AND effective_at >= $3 AND effective_at < $6)")
-_LEG_NAMES = f"part, {LEG_COLUMNS}, leg"
-STATEMENT = (
-    f"SELECT {_VERSION}, "
-    f"ARRAY(SELECT l FROM ({_LEG_PARTS}) AS l({_LEG_NAMES}) "
-    "ORDER BY l.part, l.effective_at, l.group_id, l.leg, l.currency, l.bucket, l.available_on), "
+_NO_HEAD = "NULL, NULL, NULL, NULL"
+_HEAD = (
+    "SELECT -1, " + ", ".join(["NULL"] * 21) + f", {_VERSION}, "
     f"ARRAY(SELECT ROW({_PAYOUT_COLUMNS}) FROM {_PAYOUT_FROM} WHERE o.partner_id = $1 "
-    "AND o.as_of BETWEEN $4 AND $5 ORDER BY o.journal_seq, o.payout_id), "
+    "AND o.as_of BETWEEN $3 AND $4 ORDER BY o.journal_seq, o.payout_id), "
     f"ARRAY(SELECT ROW({_DISPUTE_COLUMNS}) FROM disputes d WHERE d.partner_id = $1 AND "
-    "((d.opened_at >= $3 AND d.opened_at < $6) OR (d.resolved_at >= $3 AND d.resolved_at < $6)) "
+    "((d.opened_at >= $2 AND d.opened_at < $5) OR (d.resolved_at >= $2 AND d.resolved_at < $5)) "
     f"ORDER BY d.opened_seq) {_OF_PARTNER} WHERE p.partner_id = $1")
+_LEG_PARTS = (
+    f"(SELECT 0, $2::timestamptz, currency, bucket, sum(amount), {_HOLD_CLASS}, {_NO_LEG}, "
+    f"NULL::smallint, {_NO_HEAD} FROM balance_months WHERE partner_id = $1 AND month < $3 "
+    f"AND NOT ({_ENDS_IN_MONTH}) GROUP BY 3, 4, 6) "
+    f"UNION ALL (SELECT 1, {LEG_COLUMNS}, leg, {_NO_HEAD} FROM postings WHERE partner_id = $1 "
+    f"AND {_ENDS_IN_MONTH} AND effective_at < $2 AND {_PARTNER_LEG}) "
+    f"UNION ALL (SELECT 2, {LEG_COLUMNS}, leg, {_NO_HEAD} FROM postings WHERE partner_id = $1 "
+    f"AND {_PARTNER_LEG} AND effective_at >= $2 AND effective_at < $5)")
+STATEMENT = (
+    f"SELECT * FROM (({_HEAD}) UNION ALL {_LEG_PARTS}) "
+    f"AS l(part, {LEG_COLUMNS}, leg, entries, xmin, payouts, disputes) "
+    "ORDER BY l.part, l.effective_at, l.group_id, l.leg, l.currency, l.bucket, l.available_on")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,15 +196,15 @@ async def statement_snapshot(pg: Any, partner_id: str, month: str) -> StatementS
     month's payouts and disputes and the version they are at. None: no such partner."""
     first, last = month_bounds(month)
     start = datetime.combine(first, time.min, tzinfo=UTC)
-    row = await pg.fetchrow(STATEMENT, partner_id, COMPANY_ACCOUNT, start, first, last,
-                            _end_of(last))
-    if row is None:
+    rows = await pg.fetch(STATEMENT, partner_id, start, first, last, _end_of(last))
+    if not rows or rows[0][0] != -1:
         return None
-    opening = [LegRow(*r[1:21]) for r in row[2] if r[0] != 2]
-    lines = [LegRow(*r[1:21]) for r in row[2] if r[0] == 2]
-    return StatementSnapshot((row[0], row[1]),
+    head = rows[0]
+    opening = [make_leg_row(*r[1:21]) for r in rows if r[0] in (0, 1)]
+    lines = [make_leg_row(*r[1:21]) for r in rows if r[0] == 2]
+    return StatementSnapshot((head[22], head[23]),
                              build_statement(partner_id, month, opening, lines),
-                             [_payout(r) for r in row[3]], [_dispute(r) for r in row[4]])
+                             [_payout(r) for r in head[24]], [_dispute(r) for r in head[25]])
 
 
 async def payout(conn: AsyncConnection, payout_id: str) -> PayoutView | None:

@@ -23,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trailpay.adapters.db import raw
 from trailpay.adapters.rebuild_worker import (
-    SHARD_SQL, BalanceKey, Books, FoldResult, fold, fold_shard,
+    SHARD_SQL, Books, FoldResult, fold, fold_shard,
 )
 from trailpay.core.plans import Enrolled, Enrollment, PlanVersion, parse_plan
+from trailpay.core.postings import BalanceKey
 
 
 async def load_books(conn: AsyncConnection) -> Books:

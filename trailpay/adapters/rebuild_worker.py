@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -18,20 +17,7 @@ import orjson
 from trailpay.core.accrual import AccrualError, accrue, new_state
 from trailpay.core.attribution import entry_from_dict
 from trailpay.core.plans import Enrolled, Enrollment, PlanBook, PlanError, PlanVersion, enrollment_at
-from trailpay.core.postings import COMPANY_ACCOUNT, PostingGroup
-
-NO_DATE = date(1, 1, 1)  # the balances table's "no available_on"
-BalanceKey = tuple[str, str, str, date]  # partner, currency, bucket, available_on
-
-
-def add_groups(totals: dict[BalanceKey, Decimal], groups: Iterable[PostingGroup]) -> None:
-    """Add the partner legs of posting groups to balance totals (as the accrual projects them)."""
-    for g in groups:
-        for leg in g.legs:
-            if leg.account == COMPANY_ACCOUNT:
-                continue
-            key = (g.partner_id, leg.amount.currency, leg.bucket, leg.available_on or NO_DATE)
-            totals[key] = totals.get(key, Decimal(0)) + leg.amount.amount
+from trailpay.core.postings import BalanceKey, add_partner_legs
 
 
 @dataclass
@@ -81,7 +67,7 @@ def fold(payloads: Iterable[bytes | str | dict[str, Any]], books: Books) -> Fold
             continue
         out.applied += 1
         out.groups += len(groups)
-        add_groups(out.balances, groups)
+        add_partner_legs(out.balances, groups)
     return out
 
 

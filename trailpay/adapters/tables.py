@@ -181,6 +181,17 @@ balances = Table(
     Column("amount", Numeric(20, 6), nullable=False),
 )
 
+balance_months = Table(  # balances' movement per effective month: statements' openings
+    "balance_months", metadata,
+    Column("partner_id", Text, primary_key=True),
+    Column("month", Date, primary_key=True),
+    Column("currency", CHAR(3), primary_key=True),
+    Column("bucket", Text, primary_key=True),
+    Column("available_on", Date, primary_key=True),
+    Column("amount", Numeric(20, 6), nullable=False),
+)
+
+
 api_keys = Table(
     "api_keys", metadata,
     Column("key_id", Text, primary_key=True),

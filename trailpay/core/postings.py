@@ -7,8 +7,9 @@ database checks the same again with a deferred constraint trigger.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from trailpay.core.frozen import maker
@@ -18,6 +19,9 @@ from trailpay.core.money import Money
 BUCKETS = ("held", "pending", "payable", "in_payout", "paid", "forfeited", "clawed_back")
 COMPANY_ACCOUNT = "company:commissions"
 EXPENSE = "expense"
+NO_DATE = date(1, 1, 1)  # a balance key's "no available_on" (the projections' NOT NULL key)
+BalanceKey = tuple[str, str, str, date]  # partner, currency, bucket, available_on
+MonthKey = tuple[str, date, str, str, date]  # partner, first day of the month, then as above
 
 
 def partner_account(partner_id: str) -> str:
@@ -113,3 +117,27 @@ def make_group(group_id: str, entry_id: str, journal_seq: int, event_id: str, ev
                     partner_id, customer_id, deal_id, explanation, legs)
     check_balanced(g)
     return g
+
+
+def month_of(at: datetime) -> date:
+    """The first day of the (UTC) month an effective time falls in: statements' months."""
+    day = at.astimezone(UTC).date() if at.tzinfo is not None else at.date()
+    return day.replace(day=1)
+
+
+def add_partner_legs(totals: dict[BalanceKey, Decimal], groups: Iterable[PostingGroup],
+                     months: dict[MonthKey, Decimal] | None = None) -> None:
+    """Add the partner legs of posting groups to balance totals, the balances projection's
+    keys; with `months`, also to the same keys per effective month (the balance_months
+    projection, from which a statement's opening is summed)."""
+    for g in groups:
+        month = month_of(g.effective_at) if months is not None else None
+        for leg in g.legs:
+            if leg.account == COMPANY_ACCOUNT:
+                continue
+            m = leg.amount
+            key = (g.partner_id, m.currency, leg.bucket, leg.available_on or NO_DATE)
+            totals[key] = totals.get(key, 0) + m.amount
+            if months is not None:
+                mkey = (g.partner_id, month, *key[1:])
+                months[mkey] = months.get(mkey, 0) + m.amount

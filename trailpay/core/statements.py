@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from trailpay.core.frozen import maker
 from trailpay.core.money import round_money
 from trailpay.core.postings import BUCKETS
 
@@ -87,6 +88,12 @@ class StatementLine:
     explanation: str
 
 
+# Constructors without the frozen dataclasses' per-field object.__setattr__ (see frozen.py):
+# a cold statement read builds one LegRow and one line per leg.
+make_leg_row = maker(LegRow)
+_make_line = maker(StatementLine)
+
+
 @dataclass
 class Statement:
     partner_id: str
@@ -106,15 +113,15 @@ def build_statement(partner_id: str, month: str, opening_rows: list[LegRow],
     lines: list[StatementLine] = []
     for r in sorted(month_rows, key=lambda r: (r.effective_at, r.group_id)):
         day = r.effective_at.date()
-        lines.append(StatementLine(day, r.currency, bucket_on(r.bucket, r.available_on, day),
+        lines.append(_make_line(day, r.currency, bucket_on(r.bucket, r.available_on, day),
                                    r.amount, r, r.explanation))
     for r in [*opening_rows, *month_rows]:
         if r.bucket == "pending" and r.available_on and first <= r.available_on <= last \
                 and r.effective_at.date() < r.available_on:
             text = (f"Hold period ended: {round_money(r.amount, r.currency):f} {r.currency} "
                     f"from {r.event_type} {r.event_id} became payable")
-            lines.append(StatementLine(r.available_on, r.currency, "pending", -r.amount, None, text))
-            lines.append(StatementLine(r.available_on, r.currency, "payable", r.amount, None, text))
+            lines.append(_make_line(r.available_on, r.currency, "pending", -r.amount, None, text))
+            lines.append(_make_line(r.available_on, r.currency, "payable", r.amount, None, text))
     lines.sort(key=lambda ln: (ln.date, ln.leg is None, ln.leg.group_id if ln.leg else ""))
     closing = {c: dict(b) for c, b in opening.items()}
     for ln in lines:

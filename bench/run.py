@@ -377,8 +377,8 @@ class Profilers:
 
 
 def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
-        skip: frozenset[str] = frozenset(), service_env: dict[str, str] | None = None
-        ) -> dict[str, Any]:
+        skip: frozenset[str] = frozenset(), service_env: dict[str, str] | None = None,
+        accruals: int = 2) -> dict[str, Any]:
     partners, customers, k_events, h_events, load_s, engine_n = SIZES["quick" if quick else "full"]
     commit, dirty = _commit()
     result: dict[str, Any] = {"quick": quick, "commit": commit, "dirty": dirty, "seed": seed,
@@ -393,15 +393,16 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
                            "kafka_events": len(prog.kafka), "http_events": len(prog.http),
                            "by_type": prog.counts, "generate_seconds": time.perf_counter() - t}
     log(f"programme: {len(prog.kafka)} Kafka + {len(prog.http)} HTTP events from seed {seed}")
-    stack = Stack(env_extra=dict(service_env or {}))
+    stack = Stack(env_extra=dict(service_env or {}), accruals=accruals)
     result["service_env"] = stack.env_extra
+    result["accrual_processes"] = accruals
     stack.start_infra(log_dir, statement_stats=profile)
     result["postgres"] = stack.postgres_kind
     try:
         if "raw" not in skip:
             log("raw limits ...")
             result.update(asyncio.run(raw_limits(stack, prog, min(len(prog.kafka), 100_000))))
-        log("starting ledger, accrual, gateway ...")
+        log(f"starting ledger, accrual ×{accruals}, gateway ...")
         stack.start_services(log_dir)
         result["rss_start_mib"] = stack.rss()
         asyncio.run(setup_programme(stack, prog))
@@ -412,7 +413,7 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         timeout = 600 if quick else 3600
         profilers = Profilers(stack, log_dir, profile)
         log(f"end to end over Kafka: {len(prog.kafka)} events ...")
-        profilers.start("kafka", ("ledger", "accrual"))
+        profilers.start("kafka", ("ledger", *stack.accrual_names))
         cpu0 = stack.cpu()
         result.update(asyncio.run(ingest_kafka(stack, prog, progress, kafka_entries, timeout)))
         cpu1 = stack.cpu()
@@ -420,7 +421,7 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         profilers.stop()
         log(f"  {result['e2e_kafka_events_per_s']:,.0f} events/s; over HTTP: "
             f"{len(prog.http)} events ...")
-        profilers.start("http", ("gateway", "ledger", "accrual"))
+        profilers.start("http", ("gateway", "ledger", *stack.accrual_names))
         result.update(asyncio.run(ingest_http(stack, prog, progress, len(prog.kafka),
                                               all_entries, timeout)))
         cpu2 = stack.cpu()
@@ -458,7 +459,7 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
     if profile:
         result["pg_statements"] = profilers.pg_statements
     peak = {}
-    for name in ("ledger", "accrual", "gateway"):
+    for name in ("ledger", *stack.accrual_names, "gateway"):
         vals = [s[name] for s in result.get("rss_series_mib", []) + result.get(
             "rss_load_series_mib", []) if s.get(name)]
         peak[name] = max(vals) if vals else None
@@ -525,7 +526,7 @@ def table(r: dict[str, Any]) -> str:
                  f"{r.get('rebuild_equal_to_live')}; dead letters {r.get('dead_letters')}")
     rss = " ".join(f"{n} {r['rss_start_mib'].get(n) or 0:.0f}→{r['rss_end_mib'].get(n) or 0:.0f}"
                    f" (peak {r['rss_peak_mib'].get(n) or 0:.0f})"
-                   for n in ("ledger", "accrual", "gateway")) if r.get("rss_end_mib") else "n/a"
+                   for n in r["rss_end_mib"]) if r.get("rss_end_mib") else "n/a"
     lines.append(f"RSS MiB start→end: {rss}")
     for key, label in (("e2e_kafka_cpu_seconds", "Kafka ingest"), ("load_cpu_seconds", "read load")):
         if r.get(key):
@@ -547,12 +548,15 @@ def main(argv: list[str] | None = None) -> int:
                     ("1", "true", "yes"),
                     help="sample the services with py-spy (pip install -e '.[bench]')")
     ap.add_argument("--skip", default="", help="comma-separated phases to leave out: raw,load,engine")
+    ap.add_argument("--accruals", type=int, default=2,
+                    help="accrual processes in the consumer group (deploy/k8s runs 2)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="extra environment for the services (a tuning experiment)")
     args = ap.parse_args(argv)
     skip = frozenset(s for s in args.skip.split(",") if s)
     service_env = dict(e.split("=", 1) for e in args.env)
-    result = run(args.quick, args.seed, args.keep_db, args.profile, skip, service_env)
+    result = run(args.quick, args.seed, args.keep_db, args.profile, skip, service_env,
+                 args.accruals)
     if skip or args.profile or service_env:
         args.no_save = True  # a partial or profiled run is not a result
     print()

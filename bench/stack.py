@@ -76,6 +76,9 @@ class Stack:
     metrics_ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     env_extra: dict[str, str] = field(default_factory=dict)
+    # Accrual processes in the consumer group (deploy/k8s runs 2 replicas): while one waits
+    # on PostgreSQL for its batch's commit, the other computes. They split the partitions.
+    accruals: int = 2
     _pg: EmbeddedPostgres | None = None
     _broker: TansuBroker | None = None
     postgres_kind: str = ""
@@ -84,6 +87,10 @@ class Stack:
     @property
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def accrual_names(self) -> list[str]:
+        return ["accrual"] + [f"accrual-{n}" for n in range(2, self.accruals + 1)]
 
     @property
     def dsn(self) -> str:
@@ -123,12 +130,13 @@ class Stack:
 
     def start_services(self, log_dir: Path) -> None:
         self.gateway_port = free_port()
-        self.metrics_ports = {"ledger": free_port(), "accrual": free_port()}
-        for name in ("ledger", "accrual", "gateway"):
+        names = ["ledger", *self.accrual_names, "gateway"]
+        self.metrics_ports = {name: free_port() for name in names if name != "gateway"}
+        for name in names:
             log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", name], env=self.env(name), cwd=ROOT,
-                stdout=log, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "services.cli", name.split("-")[0]], env=self.env(name),
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         for port in self.metrics_ports.values():
             wait_ready(f"http://127.0.0.1:{port}/readyz")
         wait_ready(f"{self.gateway}/readyz")

@@ -84,7 +84,10 @@ class RenderCache:
         item = Rendered(version, body, etag_of(body))
         if self.max_bytes <= 0:
             return item
-        packed = self._pack(body)
+        # Copied to a bytes object of its own size: zstd writes into one of the worst-case
+        # size and shrinks it in place, and 9,000 such long-lived blocks left the gateway's
+        # heap at 396 MiB after the benchmark's read load (154 MiB with the copy).
+        packed = bytes(memoryview(self._pack(body)))
         if len(packed) > self.max_bytes // 4:
             return item  # too big to be worth the room it would take
         old = self._items.pop(key, None)

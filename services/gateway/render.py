@@ -29,10 +29,6 @@ def amount(value: Decimal, currency: str) -> str:
     return f"{round_money(value, currency):f}"
 
 
-def _opt(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value.normalize():f}"
-
-
 def balance_list(b: Balances) -> list[dict[str, str]]:
     return [{"currency": c, **{k: amount(b[c][k], c) for k in BUCKETS}} for c in sorted(b)]
 
@@ -76,8 +72,8 @@ def _line_json(ln: StatementLine) -> dict[str, Any]:
         "posting_id": leg.group_id, "event_id": leg.event_id, "event_type": leg.event_type,
         "customer_id": leg.customer_id, "deal_id": leg.deal_id, "rule_id": leg.rule_id,
         "rule_kind": leg.rule_kind, "plan_id": leg.plan_id, "plan_version": leg.plan_version,
-        "base": _opt(leg.base), "rate": _opt(leg.rate), "multiplier": _opt(leg.multiplier),
-        "share": _opt(leg.share), "unrounded": _opt(leg.unrounded),
+        "base": leg.base, "rate": leg.rate, "multiplier": leg.multiplier, "share": leg.share,
+        "unrounded": leg.unrounded,
     }
 
 

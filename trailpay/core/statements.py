@@ -36,12 +36,14 @@ class LegRow:
     rule_kind: str = ""
     plan_id: str | None = None
     plan_version: int | None = None
-    base: Decimal | None = None
-    rate: Decimal | None = None
-    multiplier: Decimal | None = None
-    share: Decimal | None = None
+    # The explanation's figures, as shown: decimal text in shortest form ("0.05"). A
+    # statement never computes with them; the posting's Decimal values are the record.
+    base: str | None = None
+    rate: str | None = None
+    multiplier: str | None = None
+    share: str | None = None
     explanation: str = ""
-    unrounded: Decimal | None = None  # the exact amount before rounding to the minor unit
+    unrounded: str | None = None  # the exact amount before rounding to the minor unit
 
 
 def bucket_on(bucket: str, available_on: date | None, as_of: date) -> str:

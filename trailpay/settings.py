@@ -56,8 +56,8 @@ class Settings(BaseSettings):
                     "again; a revoked key stops working within this many seconds (0: every request).")
     read_cache_mib: float = Field(
         default=64.0, ge=0,
-        description="Gateway: memory for rendered statements and balances (stored compressed, "
-                    "about a tenth of their size), each checked against the partner's version "
+        description="Gateway: memory for rendered statements and balances (stored zstd-compressed, "
+                    "about a fifteenth of their size), each checked against the partner's version "
                     "on every read (0: no cache).")
     log_level: str = "INFO"
     data_dir: str = Field(default=".trailpay", description="Embedded PostgreSQL data and dev state.")

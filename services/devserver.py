@@ -92,7 +92,7 @@ trailpay is running (Ctrl-C stops everything)
         if demo:
             from services.demo import load_demo
 
-            load_demo(gateway, token)
+            load_demo(gateway, token, env_settings.asyncpg_dsn)
         stop = {"flag": False}
         signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))
         signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from trailpay.core.accrual import accrue, new_state
+from trailpay.core.attribution import customer_after, entries_for, partners_of
 from trailpay.core.facts import Fact, fact_from_data
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.plans import Enrollment, PlanBook, PlanVersion, parse_plan
@@ -74,3 +75,36 @@ class Ledger:
                 for leg in g.legs if leg.account != COMPANY_ACCOUNT]
         got = balances_as_of(rows, date.fromisoformat(as_of[:10])).get(currency, {})
         return {b: a for b, a in got.items() if a}
+
+
+def fold_script(book: PlanBook, enrollments: dict[str, Enrollment],
+                events: Iterable[tuple[datetime, str, dict[str, Any]]]
+                ) -> tuple[dict[str, list[tuple]], dict[str, PartnerState]]:
+    """Events (effective time, CloudEvents type, data), in journal order, attributed and
+    folded through the core with no I/O: each enrolled partner's legs, as (effective day,
+    currency, bucket, available_on, amount), and the final states. What the live services
+    must come to for the same events in the same order."""
+    customers: dict = {}
+    states: dict[str, PartnerState] = {}
+    rows: dict[str, list[tuple]] = {p: [] for p in enrollments}
+    for seq, (at, type_, data) in enumerate(events, start=1):
+        f = fact_from_data(type_, data)
+        cust = None if f.partner_level else customers.get(f.customer_id)
+        for e in entries_for(seq, f"e{seq}", "crm", at, f, partners_of(f, cust),
+                             cust.deal_id if cust else None):
+            groups, states[e.partner_id] = accrue(
+                states.get(e.partner_id) or new_state(e.partner_id), e, book,
+                enrollments[e.partner_id])
+            rows[e.partner_id] += [(at.date(), leg.amount.currency, leg.bucket,
+                                    leg.available_on, leg.amount.amount)
+                                   for g in groups for leg in g.legs if leg.account != COMPANY_ACCOUNT]
+        if not f.partner_level:
+            after = customer_after(f, cust)
+            if after is not None:
+                customers[f.customer_id] = after
+    return rows, states
+
+
+def usd_as_of(legs: list[tuple], day: date) -> dict[str, Decimal]:
+    """USD balances from fold_script's legs effective by `day`, read by the core's rule."""
+    return balances_as_of([leg[1:] for leg in legs if leg[0] <= day], day).get("USD", {})

@@ -16,15 +16,12 @@ import pytest
 import yaml
 
 from tests.integration.helpers import cloud_event, eventually, uid
+from tests.kit import fold_script, usd_as_of
 from trailpay.adapters.db import raw
 from trailpay.adapters.state_store import StateStore
-from trailpay.core.accrual import accrue, new_state
 from trailpay.core.state import PartnerState, state_to_json
-from trailpay.core.attribution import customer_after, entries_for, partners_of
-from trailpay.core.facts import fact_from_data
 from trailpay.core.plans import Enrollment, PlanBook, parse_plan
-from trailpay.core.postings import COMPANY_ACCOUNT
-from trailpay.core.statements import balances_as_of, month_bounds
+from trailpay.core.statements import month_bounds
 
 pytestmark = pytest.mark.integration
 
@@ -85,33 +82,12 @@ def _plan_docs(plan_id: str) -> list[str]:
 def _pure_fold(plan_docs: list[str], types: dict[str, str], overrides: dict[str, dict],
                script: list[tuple[str, str, dict]]
                ) -> tuple[dict[str, list[tuple]], dict[str, PartnerState]]:
-    """The same programme folded through the core, no I/O: each partner's legs, as
-    (effective day, currency, bucket, available_on, amount), and the final states."""
+    """The same programme folded through the core, no I/O (events at 10:00 on their day)."""
     book = PlanBook([parse_plan(yaml.safe_load(d)) for d in plan_docs])
-    customers: dict = {}
-    states: dict = {}
-    rows: dict[str, list] = {p: [] for p in types}
-    for seq, (day, type_, data) in enumerate(script, start=1):
-        f = fact_from_data(type_, data)
-        at = datetime.fromisoformat(f"{day}T10:00:00+00:00")
-        cust = customers.get(f.customer_id)
-        for e in entries_for(seq, f"e{seq}", "crm", at, f, partners_of(f, cust),
-                             cust.deal_id if cust else None):
-            groups, states[e.partner_id] = accrue(
-                states.get(e.partner_id) or new_state(e.partner_id), e, book,
-                Enrollment(e.partner_id, types[e.partner_id], "p", overrides.get(e.partner_id, {})))
-            rows[e.partner_id] += [(at.date(), leg.amount.currency, leg.bucket,
-                                    leg.available_on, leg.amount.amount)
-                                   for g in groups for leg in g.legs if leg.account != COMPANY_ACCOUNT]
-        after = customer_after(f, cust)
-        if after is not None:
-            customers[f.customer_id] = after
-    return rows, states
-
-
-def _as_of(legs: list[tuple], day: date) -> dict[str, Decimal]:
-    """USD balances from the core's legs effective by `day`, as the core's rule reads them."""
-    return balances_as_of([leg[1:] for leg in legs if leg[0] <= day], day).get("USD", {})
+    return fold_script(book, {p: Enrollment(p, t, "p", overrides.get(p, {}))
+                              for p, t in types.items()},
+                       [(datetime.fromisoformat(f"{day}T10:00:00+00:00"), type_, data)
+                        for day, type_, data in script])
 
 
 def _months(first: date, last: date) -> list[str]:
@@ -158,7 +134,7 @@ async def test_a_scripted_programme_over_http_matches_the_pure_core(client, engi
 
     today = datetime.now(UTC).date()
     legs, states = _pure_fold(docs, types, overrides, script)
-    expected = {p: _as_of(legs[p], today) for p in types}
+    expected = {p: usd_as_of(legs[p], today) for p in types}
     for partner in types:
         got = (await client.get(f"/v1/partners/{partner}/balances")).json()["balances"]
         assert len(got) == 1 and got[0]["currency"] == "USD"
@@ -211,14 +187,14 @@ async def test_a_scripted_programme_over_http_matches_the_pure_core(client, engi
             first, last = month_bounds(month)
             st = (await client.get(f"/v1/partners/{partner}/statements/{month}")).json()
             for side, day in (("opening", first - timedelta(days=1)), ("closing", last)):
-                want = _as_of(legs[partner], day)
+                want = usd_as_of(legs[partner], day)
                 got = {b["currency"]: b for b in st[side]}.get("USD", {})
                 assert {k: Decimal(v) for k, v in got.items() if k != "currency"} == \
                        {k: want.get(k, Decimal(0)) for k in got if k != "currency"}, \
                        (partner, month, side)
             past = (await client.get(f"/v1/partners/{partner}/balances",
                                      params={"as_of": last.isoformat()})).json()["balances"]
-            want = _as_of(legs[partner], last)
+            want = usd_as_of(legs[partner], last)
             got = past[0] if past else {}
             assert {k: Decimal(v) for k, v in got.items() if k != "currency"} == \
                    {k: want.get(k, Decimal(0)) for k in got if k != "currency"}, (partner, month)

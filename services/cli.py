@@ -122,7 +122,8 @@ def audit_verify() -> None:
 
 @app.command()
 def rebuild(check: bool = typer.Option(False, "--check",
-                                       help="Compare with the live balances; exit 1 on any difference."),
+                                       help="Compare with the live balances and monthly sums; exit 1 on any "
+                                            "difference."),
             workers: int = typer.Option(0, help="Processes for the fold (0: one per core)")) -> None:
     """Replay the journal into fresh in-memory projections (same fold as the accrual service)."""
     from trailpay.adapters import rebuild as rebuilding
@@ -145,11 +146,10 @@ def rebuild(check: bool = typer.Option(False, "--check",
                f"in {r.seconds:.2f}s: {r.events_per_s:,.0f} events/s")
     if check:
         if r.differences:
-            for (partner, currency, bucket, on), rebuilt, live in r.differences:
-                typer.echo(f"DIFFERS {partner} {currency} {bucket} {on}: rebuilt {rebuilt} "
-                           f"live {live}")
+            for key, rebuilt, live in r.differences:
+                typer.echo(f"DIFFERS {' '.join(map(str, key))}: rebuilt {rebuilt} live {live}")
             raise typer.Exit(1)
-        typer.echo("balances equal the live projection to the cent")
+        typer.echo("balances and monthly sums equal the live projections to the cent")
 
 
 def _with_conn(work):

@@ -26,7 +26,7 @@ from trailpay.adapters.rebuild_worker import (
     SHARD_SQL, Books, FoldResult, fold, fold_shard,
 )
 from trailpay.core.plans import Enrolled, Enrollment, PlanVersion, parse_plan
-from trailpay.core.postings import BalanceKey
+from trailpay.core.postings import BalanceKey, MonthKey
 
 
 async def load_books(conn: AsyncConnection) -> Books:
@@ -57,6 +57,7 @@ def fold_parallel(dsn: str, snapshot: str, books: Books, workers: int) -> FoldRe
         out.refused += part.refused
         out.groups += part.groups
         out.balances.update(part.balances)  # disjoint partners: keys never collide
+        out.months.update(part.months)
     return out
 
 
@@ -66,8 +67,15 @@ async def live_balances(conn: AsyncConnection) -> dict[BalanceKey, Decimal]:
     return {(r[0], r[1], r[2], r[3]): r[4] for r in rows}
 
 
-def differences(rebuilt: dict[BalanceKey, Decimal], live: dict[BalanceKey, Decimal],
-                limit: int = 20) -> list[tuple[BalanceKey, Decimal, Decimal]]:
+async def live_months(conn: AsyncConnection) -> dict[MonthKey, Decimal]:
+    pg = await raw(conn)
+    rows = await pg.fetch("SELECT partner_id, month, currency, bucket, available_on, amount "
+                          "FROM balance_months")
+    return {(r[0], r[1], r[2], r[3], r[4]): r[5] for r in rows}
+
+
+def differences(rebuilt: dict[tuple, Decimal], live: dict[tuple, Decimal],
+                limit: int = 20) -> list[tuple[tuple, Decimal, Decimal]]:
     """(key, rebuilt, live) wherever the two differ by any amount; zero rows count as absent."""
     keys = {k for k, v in rebuilt.items() if v} | {k for k, v in live.items() if v}
     out = []
@@ -89,7 +97,9 @@ class Rebuild:
     groups: int
     seconds: float
     balances: dict[BalanceKey, Decimal]
-    differences: list[tuple[BalanceKey, Decimal, Decimal]] | None = None
+    months: dict[MonthKey, Decimal]
+    # (key, rebuilt, live) where they differ: balance keys, then balance_months keys
+    differences: list[tuple[tuple, Decimal, Decimal]] | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -119,7 +129,8 @@ async def rebuild(conn: AsyncConnection, check: bool = False, workers: int | Non
         result = fold_parallel(dsn, snapshot, books, workers)
     seconds = time.perf_counter() - started
     out = Rebuild(events, result.entries, result.applied, result.refused, result.groups, seconds,
-                  result.balances)
+                  result.balances, result.months)
     if check:
-        out.differences = differences(result.balances, await live_balances(conn))
+        out.differences = (differences(result.balances, await live_balances(conn))
+                           + differences(result.months, await live_months(conn)))
     return out

@@ -17,7 +17,7 @@ import orjson
 from trailpay.core.accrual import AccrualError, accrue, new_state
 from trailpay.core.attribution import entry_from_dict
 from trailpay.core.plans import Enrolled, Enrollment, PlanBook, PlanError, PlanVersion, enrollment_at
-from trailpay.core.postings import BalanceKey, add_partner_legs
+from trailpay.core.postings import BalanceKey, MonthKey, add_partner_legs
 
 
 @dataclass
@@ -48,6 +48,7 @@ class FoldResult:
     refused: int = 0
     groups: int = 0
     balances: dict[BalanceKey, Decimal] = field(default_factory=dict)
+    months: dict[MonthKey, Decimal] = field(default_factory=dict)  # balance_months
 
 
 def fold(payloads: Iterable[bytes | str | dict[str, Any]], books: Books) -> FoldResult:
@@ -67,7 +68,7 @@ def fold(payloads: Iterable[bytes | str | dict[str, Any]], books: Books) -> Fold
             continue
         out.applied += 1
         out.groups += len(groups)
-        add_partner_legs(out.balances, groups)
+        add_partner_legs(out.balances, groups, out.months)
     return out
 
 

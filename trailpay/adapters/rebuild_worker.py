@@ -7,6 +7,7 @@ imports in trailpay.adapters.rebuild, 0.2 s here). `rebuild` is the parent's sid
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,17 +28,21 @@ class Books:
     versions: dict[str, list[tuple[int, PlanVersion]]]
     enrollments: dict[str, list[Enrolled]]
     _books: dict[tuple[str, int], PlanBook] = field(default_factory=dict)
+    _seqs: dict[str, list[int]] = field(default_factory=dict)
 
     def at(self, partner_id: str, journal_seq: int) -> tuple[PlanBook, Enrollment]:
         """The plan book and enrolment an entry at this journal seq was (or would be) accrued with."""
         enrollment = enrollment_at(self.enrollments.get(partner_id, []), journal_seq)
-        published = [p for s, p in self.versions.get(enrollment.plan_id, []) if s < journal_seq]
-        if not published:
-            raise LookupError(f"plan {enrollment.plan_id!r} had no published version for this event")
-        key = (enrollment.plan_id, len(published))  # versions are journaled in order
-        book = self._books.get(key)
+        plan_id = enrollment.plan_id
+        seqs = self._seqs.get(plan_id)
+        if seqs is None:
+            seqs = self._seqs[plan_id] = [s for s, _ in self.versions.get(plan_id, [])]
+        n = bisect_left(seqs, journal_seq)  # versions journaled before it (loaded in seq order)
+        if not n:
+            raise LookupError(f"plan {plan_id!r} had no published version for this event")
+        book = self._books.get((plan_id, n))
         if book is None:
-            book = self._books[key] = PlanBook(published)
+            book = self._books[plan_id, n] = PlanBook([p for _, p in self.versions[plan_id][:n]])
         return book, enrollment
 
 

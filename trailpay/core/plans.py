@@ -142,10 +142,10 @@ class Enrolled:
 
 def enrollment_at(history: Sequence[Enrolled], journal_seq: int) -> Enrollment:
     """The enrolment in force for an entry: the last one journaled before it."""
-    before = [h for h in history if h.journal_seq < journal_seq]
-    if not before:
-        raise LookupError("the partner was not enrolled when this event was journaled")
-    return before[-1].enrollment
+    for h in reversed(history):  # called once per entry: no list built
+        if h.journal_seq < journal_seq:
+            return h.enrollment
+    raise LookupError("the partner was not enrolled when this event was journaled")
 
 
 class PlanBook:

@@ -33,6 +33,10 @@ BATCH_SIZE = Histogram(
 BATCH_SECONDS = Histogram(
     "trailpay_batch_processing_seconds", "Time to process one consumer batch", ["consumer"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+HOT_READS = Counter(
+    "trailpay_gateway_hot_reads_total",
+    "Statement and balance reads answered by the gateway's hot path (services/gateway/hot_reads.py)",
+    ["route"])
 HTTP_SECONDS = Histogram(
     "trailpay_http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=5.0, ge=0,
         description="Gateway: how long a verified API key is trusted without asking the database "
                     "again; a revoked key stops working within this many seconds (0: every request).")
+    gateway_hot_reads: bool = Field(
+        default=True,
+        description="Gateway: answer plain JSON statement and balance reads without FastAPI's "
+                    "per-request machinery (services/gateway/hot_reads.py); 0 sends every "
+                    "request through the routes.")
     read_cache_mib: float = Field(
         default=64.0, ge=0,
         description="Gateway: memory for rendered statements and balances (stored zstd-compressed, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends, HTTPException, Request
@@ -50,9 +50,18 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def _lookup(request: Request, token: str) -> api_keys.ApiKey | None:
-    async with request.app.state.reads.pool.acquire() as conn:
-        return await api_keys.lookup_pg(conn, token)
+async def principal_for(state: Any, token: str) -> Principal | None:
+    """Who a bearer token is (app state: settings, key cache, read pool); None: nobody."""
+    admin = state.settings.trailpay_admin_token
+    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+        return Principal("admin", frozenset({"admin"}))
+
+    async def lookup(t: str) -> api_keys.ApiKey | None:
+        async with state.reads.pool.acquire() as conn:
+            return await api_keys.lookup_pg(conn, t)
+
+    key = await state.keys.get(token, lookup)
+    return None if key is None else Principal(key.name, frozenset(key.scopes), key.partner_id)
 
 
 async def get_principal(
@@ -61,14 +70,11 @@ async def get_principal(
 ) -> Principal:
     if creds is None or creds.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    admin = request.app.state.settings.trailpay_admin_token
-    if admin and hmac.compare_digest(creds.credentials.encode(), admin.encode()):
-        return Principal("admin", frozenset({"admin"}))
-    key = await request.app.state.keys.get(creds.credentials,
-                                           lambda token: _lookup(request, token))
-    if key is not None:
-        return Principal(key.name, frozenset(key.scopes), key.partner_id)
-    raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    principal = await principal_for(request.app.state, creds.credentials)
+    if principal is None:
+        raise HTTPException(401, "unknown or revoked token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
 
 
 def require(scope: str):

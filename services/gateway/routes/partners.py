@@ -62,4 +62,4 @@ async def get_balances(partner_id: str, principal: StatementsReader, request: Re
     item = await request.app.state.reads.balances(partner_id, as_of)
     if item is None:
         raise HTTPException(404, f"partner {partner_id} not found")
-    return cached(request, item, "application/json")
+    return cached(request.headers.get("if-none-match"), item, "application/json")

@@ -72,7 +72,7 @@ SETTLED = (
 
 
 async def _post_in_order(c: httpx.AsyncClient, dsn: str, events: list[dict],
-                         timeout: float = 30.0) -> None:
+                         timeout_seconds: float = 30.0) -> None:
     """Post each event and wait until it is settled (journal and entries are written in
     one transaction, so a journaled event's entries are all there to count)."""
     pg = await asyncpg.connect(dsn)
@@ -81,10 +81,10 @@ async def _post_in_order(c: httpx.AsyncClient, dsn: str, events: list[dict],
             r = await c.post("/v1/events", json=event,
                              headers={"Content-Type": "application/cloudevents+json"})
             r.raise_for_status()
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + timeout_seconds
             while not await pg.fetchval(SETTLED, event["source"], event["id"]):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"event {event['id']} was not applied in {timeout:.0f} s")
+                    raise TimeoutError(f"event {event['id']} was not applied in {timeout_seconds:.0f} s")
                 await asyncio.sleep(0.05)
     finally:
         await pg.close()

@@ -83,8 +83,12 @@ def create_app(settings: Settings) -> FastAPI:
                    disputes):
         app.include_router(module.router)
 
-    hot = {r.path: r for r in app.routes if isinstance(r, APIRoute) and "GET" in r.methods
+    # The included routers' own routes: what FastAPI puts in scope["route"] on a match.
+    hot = {r.path: r for module in (statements, partners) for r in module.router.routes
+           if isinstance(r, APIRoute) and "GET" in r.methods
            and r.path in (hot_reads.STATEMENT, hot_reads.BALANCES)}
+    if len(hot) != 2:  # the hot path parses these paths itself: they must still be routes
+        raise RuntimeError(f"hot reads stand in for routes that are gone: {sorted(hot)}")
     app.add_middleware(hot_reads.HotReads, routes=hot)  # inside Observe: timed the same
     app.add_middleware(Observe)
 

@@ -22,6 +22,12 @@ def hot_count(route: str) -> float:
     return REGISTRY.get_sample_value("trailpay_gateway_hot_reads_total", {"route": route}) or 0.0
 
 
+def timed(route: str, status: str = "200") -> float:
+    """Requests the latency histogram counted under this route label."""
+    return REGISTRY.get_sample_value("trailpay_http_request_duration_seconds_count",
+                                     {"method": "GET", "route": route, "status": status}) or 0.0
+
+
 async def _applied(engine, partner_id: str) -> int:
     async with engine.connect() as conn:
         return await (await raw(conn)).fetchval(
@@ -38,9 +44,10 @@ async def test_hot_reads_answer_as_the_routes_do(client, engine, stack):
 
     for route, path in ((STATEMENT, f"/v1/partners/{p}/statements/2026-02"),
                         (BALANCES, f"/v1/partners/{p}/balances")):
-        before = hot_count(route)
+        before, before_timed = hot_count(route), timed(route)
         hot = await client.get(path)
         assert hot_count(route) == before + 1  # this one took the hot path
+        assert timed(route) == before_timed + 1  # timed under its route, as the routes are
         routed = await client.get(path, params={"via": "routes"})
         assert hot_count(route) == before + 1  # and this one the routes
         assert hot.status_code == routed.status_code == 200

@@ -169,9 +169,11 @@ _ENDS_IN_MONTH = "bucket = 'pending' AND available_on BETWEEN $3 AND $4"
 _HOLD_CLASS = "CASE WHEN available_on BETWEEN '0001-01-02' AND $3::date - 1 THEN $3::date - 1 END"
 _NO_LEG = "'', '', '', NULL, NULL, '', '', NULL, NULL::integer, NULL::text, NULL::text, " \
           "NULL::text, NULL::text, '', NULL::text"
+_LEGS = LEG_COLUMNS.count(",") + 1  # a row: part, the leg columns, leg, then the head's
+_HEAD_AT = 1 + _LEGS + 1               # entries, xmin, payouts, disputes from here
 _NO_HEAD = "NULL, NULL, NULL, NULL"
 _HEAD = (
-    "SELECT -1, " + ", ".join(["NULL"] * 21) + f", {_VERSION}, "
+    "SELECT -1, " + ", ".join(["NULL"] * (_LEGS + 1)) + f", {_VERSION}, "
     f"ARRAY(SELECT ROW({_PAYOUT_COLUMNS}) FROM {_PAYOUT_FROM} WHERE o.partner_id = $1 "
     "AND o.as_of BETWEEN $3 AND $4 ORDER BY o.journal_seq, o.payout_id), "
     f"ARRAY(SELECT ROW({_DISPUTE_COLUMNS}) FROM disputes d WHERE d.partner_id = $1 AND "
@@ -207,12 +209,11 @@ async def statement_snapshot(pg: Any, partner_id: str, month: str) -> StatementS
     rows = await pg.fetch(STATEMENT, partner_id, start, first, last, _end_of(last))
     if not rows or rows[0][0] != -1:
         return None
-    head = rows[0]
-    opening = [make_leg_row(*r[1:21]) for r in rows if r[0] in (0, 1)]
-    lines = [make_leg_row(*r[1:21]) for r in rows if r[0] == 2]
-    return StatementSnapshot((head[22], head[23]),
-                             build_statement(partner_id, month, opening, lines),
-                             [_payout(r) for r in head[24]], [_dispute(r) for r in head[25]])
+    entries, xmin, payouts, disputes = rows[0][_HEAD_AT:]
+    opening = [make_leg_row(*r[1:1 + _LEGS]) for r in rows if r[0] in (0, 1)]
+    lines = [make_leg_row(*r[1:1 + _LEGS]) for r in rows if r[0] == 2]
+    return StatementSnapshot((entries, xmin), build_statement(partner_id, month, opening, lines),
+                             [_payout(r) for r in payouts], [_dispute(r) for r in disputes])
 
 
 async def payout(conn: AsyncConnection, payout_id: str) -> PayoutView | None:

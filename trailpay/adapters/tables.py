@@ -191,7 +191,6 @@ balance_months = Table(  # balances' movement per effective month: statements' o
     Column("amount", Numeric(20, 6), nullable=False),
 )
 
-
 api_keys = Table(
     "api_keys", metadata,
     Column("key_id", Text, primary_key=True),

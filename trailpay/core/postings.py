@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from trailpay.core.frozen import maker
 from trailpay.core.money import Money

@@ -1,8 +1,8 @@
 """SQLAlchemy Core tables, mirroring migrations/versions/*.sql.
 
 The migrations are the source of truth for DDL (triggers live there);
-these objects exist to build queries. tests/integration/test_schema.py checks
-that the two stay in step.
+these objects exist to build queries. tests/integration/test_storage.py checks
+that the two stay in step, collations included.
 """
 
 from sqlalchemy import (
@@ -13,41 +13,46 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
+# Identifiers and codes compare byte by byte (migration 0013): their btrees are the write
+# path's hottest, and ids have no linguistic order. Free text and documents stay Text.
+Id = Text(collation="C")
+Code3 = CHAR(3, collation="C")  # ISO 4217 currency codes
+
 journal = Table(
     "journal", metadata,
     Column("seq", BigInteger, primary_key=True),
-    Column("stream", Text, nullable=False),
+    Column("stream", Id, nullable=False),
     Column("stream_pos", BigInteger, nullable=False),
-    Column("source", Text, nullable=False),
-    Column("event_id", Text, nullable=False),
-    Column("type", Text, nullable=False),
-    Column("key", Text, nullable=False),
+    Column("source", Id, nullable=False),
+    Column("event_id", Id, nullable=False),
+    Column("type", Id, nullable=False),
+    Column("key", Id, nullable=False),
     Column("effective_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("body", Text, nullable=False),
-    Column("body_hash", Text, nullable=False),
-    Column("prev_hash", Text, nullable=False),
-    Column("row_hash", Text, nullable=False),
+    Column("body_hash", Id, nullable=False),
+    Column("prev_hash", Id, nullable=False),
+    Column("row_hash", Id, nullable=False),
 )
 
 journal_streams = Table(
     "journal_streams", metadata,
-    Column("stream", Text, primary_key=True),
+    Column("stream", Id, primary_key=True),
     Column("last_pos", BigInteger, nullable=False),
-    Column("last_hash", Text, nullable=False),
+    Column("last_hash", Id, nullable=False),
 )
 
 dead_letters = Table(
     "dead_letters", metadata,
     Column("id", BigInteger, primary_key=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("stage", Text, nullable=False),
-    Column("source", Text),
-    Column("event_id", Text),
-    Column("type", Text),
-    Column("field", Text),
+    Column("stage", Id, nullable=False),
+    Column("source", Id),
+    Column("event_id", Id),
+    Column("type", Id),
+    Column("field", Id),
     Column("reason", Text, nullable=False),
-    Column("topic", Text),
+    Column("topic", Id),
     Column("partition", Integer),
     Column("offset", BigInteger),
     Column("payload", Text, nullable=False),
@@ -55,29 +60,29 @@ dead_letters = Table(
 
 plan_versions = Table(
     "plan_versions", metadata,
-    Column("plan_id", Text, primary_key=True),
+    Column("plan_id", Id, primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("effective_from", Date, nullable=False),
     Column("document", JSONB, nullable=False),
-    Column("doc_hash", Text, nullable=False),
+    Column("doc_hash", Id, nullable=False),
     Column("journal_seq", BigInteger, nullable=False),
 )
 
 partner_enrollments = Table(
     "partner_enrollments", metadata,
-    Column("partner_id", Text, primary_key=True),
+    Column("partner_id", Id, primary_key=True),
     Column("journal_seq", BigInteger, primary_key=True),
-    Column("type", Text, nullable=False),
-    Column("plan_id", Text, nullable=False),
+    Column("type", Id, nullable=False),
+    Column("plan_id", Id, nullable=False),
     Column("overrides", JSONB, nullable=False),
     Column("payment", JSONB),
 )
 
 partners = Table(
     "partners", metadata,
-    Column("partner_id", Text, primary_key=True),
-    Column("type", Text, nullable=False),
-    Column("plan_id", Text, nullable=False),
+    Column("partner_id", Id, primary_key=True),
+    Column("type", Id, nullable=False),
+    Column("plan_id", Id, nullable=False),
     Column("overrides", JSONB, nullable=False),
     Column("payment", JSONB),
     Column("journal_seq", BigInteger, nullable=False),
@@ -86,9 +91,9 @@ partners = Table(
 
 customers = Table(
     "customers", metadata,
-    Column("customer_id", Text, primary_key=True),
-    Column("deal_id", Text, nullable=False),
-    Column("currency", Text, nullable=False),
+    Column("customer_id", Id, primary_key=True),
+    Column("deal_id", Id, nullable=False),
+    Column("currency", Id, nullable=False),
     Column("partners", JSONB, nullable=False),
     Column("journal_seq", BigInteger, nullable=False),
 )
@@ -96,40 +101,40 @@ customers = Table(
 parked = Table(
     "parked", metadata,
     Column("journal_seq", BigInteger, primary_key=True),
-    Column("customer_id", Text, nullable=False),
+    Column("customer_id", Id, nullable=False),
     Column("parked_at", DateTime(timezone=True), nullable=False),
 )
 
 ledger_entries = Table(
     "ledger_entries", metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("entry_id", Text, nullable=False, unique=True),
+    Column("entry_id", Id, nullable=False, unique=True),
     Column("journal_seq", BigInteger, nullable=False),
-    Column("partner_id", Text, nullable=False),
-    Column("topic", Text, nullable=False),
+    Column("partner_id", Id, nullable=False),
+    Column("topic", Id, nullable=False),
     Column("payload", Text, nullable=False),  # the JSON text the ledger wrote
 )
 
 outbox_cursors = Table(
     "outbox_cursors", metadata,
-    Column("box", Text, primary_key=True),
-    Column("topic", Text, primary_key=True),
+    Column("box", Id, primary_key=True),
+    Column("topic", Id, primary_key=True),
     Column("last_id", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 accrual_applied = Table(
     "accrual_applied", metadata,
-    Column("entry_id", Text, primary_key=True),
-    Column("partner_id", Text, nullable=False),
+    Column("entry_id", Id, primary_key=True),
+    Column("partner_id", Id, nullable=False),
     Column("journal_seq", BigInteger, nullable=False),
     Column("applied_order", BigInteger, nullable=False),
-    Column("outcome", Text, nullable=False),
+    Column("outcome", Id, nullable=False),
 )
 
 partner_state = Table(
     "partner_state", metadata,
-    Column("partner_id", Text, primary_key=True),
+    Column("partner_id", Id, primary_key=True),
     Column("state", JSONB, nullable=False),
     Column("entries", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -137,31 +142,31 @@ partner_state = Table(
 
 partner_customer_state = Table(
     "partner_customer_state", metadata,
-    Column("partner_id", Text, primary_key=True),
-    Column("customer_id", Text, primary_key=True),
+    Column("partner_id", Id, primary_key=True),
+    Column("customer_id", Id, primary_key=True),
     Column("book", JSONB, nullable=False),
 )
 
 postings = Table(
     "postings", metadata,
-    Column("group_id", Text, primary_key=True),
+    Column("group_id", Id, primary_key=True),
     Column("leg", SmallInteger, primary_key=True),
-    Column("entry_id", Text, nullable=False),
+    Column("entry_id", Id, nullable=False),
     Column("journal_seq", BigInteger, nullable=False),
-    Column("event_id", Text, nullable=False),
-    Column("event_type", Text, nullable=False),
+    Column("event_id", Id, nullable=False),
+    Column("event_type", Id, nullable=False),
     Column("effective_at", DateTime(timezone=True), nullable=False),
-    Column("partner_id", Text, nullable=False),
-    Column("customer_id", Text),
-    Column("deal_id", Text),
-    Column("account", Text, nullable=False),
-    Column("bucket", Text, nullable=False),
-    Column("currency", CHAR(3), nullable=False),
+    Column("partner_id", Id, nullable=False),
+    Column("customer_id", Id),
+    Column("deal_id", Id),
+    Column("account", Id, nullable=False),
+    Column("bucket", Id, nullable=False),
+    Column("currency", Code3, nullable=False),
     Column("amount", Numeric(20, 6), nullable=False),
     Column("available_on", Date),
-    Column("rule_id", Text, nullable=False),
-    Column("rule_kind", Text, nullable=False),
-    Column("plan_id", Text),
+    Column("rule_id", Id, nullable=False),
+    Column("rule_kind", Id, nullable=False),
+    Column("plan_id", Id),
     Column("plan_version", Integer),
     Column("base", Numeric),
     Column("rate", Numeric),
@@ -174,43 +179,43 @@ postings = Table(
 
 balances = Table(
     "balances", metadata,
-    Column("partner_id", Text, primary_key=True),
-    Column("currency", CHAR(3), primary_key=True),
-    Column("bucket", Text, primary_key=True),
+    Column("partner_id", Id, primary_key=True),
+    Column("currency", Code3, primary_key=True),
+    Column("bucket", Id, primary_key=True),
     Column("available_on", Date, primary_key=True),
     Column("amount", Numeric(20, 6), nullable=False),
 )
 
 balance_months = Table(  # balances' movement per effective month: statements' openings
     "balance_months", metadata,
-    Column("partner_id", Text, primary_key=True),
+    Column("partner_id", Id, primary_key=True),
     Column("month", Date, primary_key=True),
-    Column("currency", CHAR(3), primary_key=True),
-    Column("bucket", Text, primary_key=True),
+    Column("currency", Code3, primary_key=True),
+    Column("bucket", Id, primary_key=True),
     Column("available_on", Date, primary_key=True),
     Column("amount", Numeric(20, 6), nullable=False),
 )
 
 api_keys = Table(
     "api_keys", metadata,
-    Column("key_id", Text, primary_key=True),
+    Column("key_id", Id, primary_key=True),
     Column("name", Text, nullable=False),
-    Column("secret_hash", Text, nullable=False, unique=True),
+    Column("secret_hash", Id, nullable=False, unique=True),
     Column("scopes", ARRAY(Text), nullable=False),
-    Column("partner_id", Text),
+    Column("partner_id", Id),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
 )
 
 payouts = Table(
     "payouts", metadata,
-    Column("payout_id", Text, primary_key=True),
-    Column("run_id", Text, nullable=False),
-    Column("partner_id", Text, nullable=False),
-    Column("currency", CHAR(3), nullable=False),
+    Column("payout_id", Id, primary_key=True),
+    Column("run_id", Id, nullable=False),
+    Column("partner_id", Id, nullable=False),
+    Column("currency", Code3, nullable=False),
     Column("amount", Numeric(20, 6), nullable=False),
     Column("as_of", Date, nullable=False),
-    Column("status", Text, nullable=False),
+    Column("status", Id, nullable=False),
     Column("reference", Text),
     Column("journal_seq", BigInteger, nullable=False),
     Column("settled_seq", BigInteger),
@@ -220,33 +225,33 @@ payouts = Table(
 
 disputes = Table(
     "disputes", metadata,
-    Column("dispute_id", Text, primary_key=True),
-    Column("partner_id", Text, nullable=False),
-    Column("posting_id", Text, nullable=False),
+    Column("dispute_id", Id, primary_key=True),
+    Column("partner_id", Id, nullable=False),
+    Column("posting_id", Id, nullable=False),
     Column("reason", Text, nullable=False),
-    Column("opened_by", Text, nullable=False),
-    Column("status", Text, nullable=False),
+    Column("opened_by", Id, nullable=False),
+    Column("status", Id, nullable=False),
     Column("opened_seq", BigInteger, nullable=False),
     Column("opened_at", DateTime(timezone=True), nullable=False),
     Column("resolved_seq", BigInteger),
     Column("resolved_at", DateTime(timezone=True)),
-    Column("resolved_by", Text),
+    Column("resolved_by", Id),
     Column("adjustment", JSONB),
 )
 
 outbox = Table(
     "outbox", metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("topic", Text, nullable=False),
-    Column("key", Text, nullable=False),
+    Column("topic", Id, nullable=False),
+    Column("key", Id, nullable=False),
     Column("payload", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 command_requests = Table(
     "command_requests", metadata,
-    Column("event_id", Text, primary_key=True),
-    Column("request_hash", Text, nullable=False),
+    Column("event_id", Id, primary_key=True),
+    Column("request_hash", Id, nullable=False),
     Column("event", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )

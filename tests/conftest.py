@@ -10,6 +10,7 @@ with a message saying how to get it; under CI=true it fails instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import tempfile
@@ -49,27 +50,36 @@ def pg_server_url() -> Iterator[str]:
     pg.stop()
 
 
-@pytest.fixture(scope="session")
-def database_url(pg_server_url: str) -> Iterator[str]:
-    """A fresh, migrated database for this test session."""
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, migrated database on the server, dropped afterwards: its URL."""
     import asyncpg
 
     name = f"trailpay_test_{secrets.token_hex(4)}"
-    url = with_database(pg_server_url, name)
+    url = with_database(server_url, name)
     settings = Settings(database_url=url)
     asyncio.run(ensure_database(settings.async_database_url))
     migrate_sync(settings)
-    yield url
+    try:
+        yield url
+    finally:
+        async def drop() -> None:
+            admin = with_database(server_url, "postgres").replace("postgresql+asyncpg",
+                                                                  "postgresql")
+            conn = await asyncpg.connect(admin)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
 
-    async def drop() -> None:
-        admin = with_database(pg_server_url, "postgres").replace("postgresql+asyncpg", "postgresql")
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        asyncio.run(drop())
 
-    asyncio.run(drop())
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this test session."""
+    with fresh_database(pg_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,10 @@ DEAD_LETTERS = Counter(
     "trailpay_dead_letters_total", "Messages dead-lettered, by stage and reason", ["stage", "reason"])
 ENTRIES_PUBLISHED = Counter(
     "trailpay_ledger_entries_published_total", "Attributed entries published to trailpay.ledger")
+OUTBOX_READS = Counter(
+    "trailpay_outbox_reads_total",
+    "Outbox publisher reads, by outbox and source: rows handed over in memory by this "
+    "process's writer, or read back from the table", ["outbox", "source"])
 PAYOUTS = Counter(
     "trailpay_payouts_total",
     "Payouts created (in_payout) and settled (paid, failed), by status and currency",

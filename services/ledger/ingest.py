@@ -45,6 +45,7 @@ class BatchReport:
     entries: int = 0
     parked: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
+    committed: outbox.Committed | None = None  # the entries, for this process's publisher
 
 
 def to_record(env: Envelope) -> JournalRecord:
@@ -126,21 +127,33 @@ async def _unpark(conn: AsyncConnection, customer_ids: set[str]
     return out
 
 
-ENTRY_COLUMNS = ("entry_id", "journal_seq", "partner_id", "topic", "payload")
+ENTRY_COLUMNS = ("id", "entry_id", "journal_seq", "partner_id", "topic", "payload")
 
 
-async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry], topic: str) -> None:
+async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry], topic: str
+                         ) -> outbox.Committed | None:
     """COPY the batch's entries into the outbox (twice the rows/s of INSERT ... unnest here).
     An entry is written once: its event was journaled in this same transaction (a
     redelivered event is a duplicate and makes no entries), and its id is unique per
-    (event, partner). A repeat would be a bug, and the unique key fails the batch loudly."""
+    (event, partner). A repeat would be a bug, and the unique key fails the batch loudly.
+
+    The ids are drawn first, under the outbox's lock, so that the rows can be handed to
+    this process's publisher once committed (`outbox.Handoff`)."""
     if not entries:
-        return
+        return None
     pg = await raw(conn)
     await outbox.lock_for_append(pg, outbox.LEDGER_ENTRIES)
+    ids = await pg.fetchval("SELECT array(SELECT nextval('ledger_entries_id_seq') "
+                            "FROM generate_series(1, $1))", len(entries))
+    keys = [e.partner_id for e in entries]
+    payloads = [orjson.dumps(entry_to_dict(e)).decode() for e in entries]
     await pg.copy_records_to_table("ledger_entries", columns=ENTRY_COLUMNS, records=[
-        (e.entry_id, e.journal_seq, e.partner_id, topic, orjson.dumps(entry_to_dict(e)).decode())
-        for e in entries])
+        (i, e.entry_id, e.journal_seq, k, topic, p)
+        for i, e, k, p in zip(ids, entries, keys, payloads, strict=True)])
+    if ids[-1] - ids[0] + 1 != len(ids):  # another writer took ids outside the lock
+        return None
+    return outbox.Committed(ids[0], topic, [(k.encode(), p.encode())
+                                           for k, p in zip(keys, payloads, strict=True)])
 
 
 async def _attribute(conn: AsyncConnection, appended: list[tuple[int, Envelope]],
@@ -228,9 +241,10 @@ async def handle_batch(engine: AsyncEngine, batch: list[Inbound], ledger_topic: 
         appended.sort(key=lambda t: t[0])
         report.appended = len(appended)
         entries = await _attribute(conn, appended, report)
-        await _write_entries(conn, entries, ledger_topic)
+        committed = await _write_entries(conn, entries, ledger_topic)
         report.entries = len(entries)
         await dead_letters.record(conn, report.dead)
+    report.committed = committed  # only now: the transaction has committed
 
     metrics.JOURNAL_DUPLICATES.inc(report.duplicates)
     for type_, n in Counter(env.type for _, env in appended).items():

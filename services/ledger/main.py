@@ -19,18 +19,21 @@ from trailpay.settings import Settings
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     def wire(engine: AsyncEngine, producer: AIOKafkaProducer):
         wake = asyncio.Event()
+        handoff = outbox.Handoff()
 
         async def handle(records: list[ConsumerRecord]) -> None:
             batch = [Inbound(r.value, list(r.headers or ()), r.topic, r.partition, r.offset)
                      for r in records]
             report = await handle_batch(engine, batch, settings.topic_ledger)
+            if report.committed is not None:
+                handoff.put(report.committed)
             if report.entries:
                 wake.set()
             if report.dead:
                 await dead_letters.publish(producer, settings.topic_events_dlq, report.dead)
 
         return handle, [outbox.run(engine, producer, outbox.LEDGER_ENTRIES, settings.topic_ledger,
-                                   settings.outbox_batch_max, wake, stop)]
+                                   settings.outbox_batch_max, wake, stop, handoff)]
 
     await run_consumer_service(settings, stop, name="ledger", topic=settings.topic_events,
                                group=settings.group_ledger, default_port=9101, wire=wire)

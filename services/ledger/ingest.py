@@ -19,11 +19,12 @@ from trailpay.adapters import dead_letters, journal_store, outbox, payout_store
 from trailpay.adapters.cloudevents import Envelope, EventRejected, decode_kafka
 from trailpay.adapters.db import raw
 from trailpay.adapters.dead_letters import DeadLetter
-from trailpay.adapters.journal_store import JournalRecord
+from trailpay.adapters.journal_store import JournalRecord, make_record
 from trailpay.core.attribution import (
     Customer, customer_after, entries_for, entry_to_dict, partners_of,
 )
 from trailpay.core.facts import DealClosed, PartnerShare
+from trailpay.core.frozen import maker
 from trailpay.core.journal import LedgerEntry
 
 
@@ -38,6 +39,7 @@ class Inbound:
     offset: int
 
 
+make_inbound = maker(Inbound)  # one per Kafka record: without the frozen __init__'s cost
 @dataclass
 class BatchReport:
     appended: int = 0
@@ -49,7 +51,7 @@ class BatchReport:
 
 
 def to_record(env: Envelope) -> JournalRecord:
-    return JournalRecord(env.source, env.id, env.type, env.key, env.time, env.raw)
+    return make_record(env.source, env.id, env.type, env.key, env.time, env.raw)
 
 
 def _dead(msg: Inbound, reason: str, fld: str | None, env: Envelope | None = None) -> DeadLetter:

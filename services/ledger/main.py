@@ -10,7 +10,7 @@ import asyncio
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ledger.ingest import Inbound, handle_batch
+from services.ledger.ingest import handle_batch, make_inbound
 from trailpay.adapters import dead_letters, outbox
 from trailpay.adapters.consumer_service import run_consumer_service
 from trailpay.settings import Settings
@@ -22,7 +22,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         handoff = outbox.Handoff()
 
         async def handle(records: list[ConsumerRecord]) -> None:
-            batch = [Inbound(r.value, list(r.headers or ()), r.topic, r.partition, r.offset)
+            batch = [make_inbound(r.value, list(r.headers or ()), r.topic, r.partition, r.offset)
                      for r in records]
             report = await handle_batch(engine, batch, settings.topic_ledger)
             if report.committed is not None:

@@ -99,6 +99,28 @@ async def test_append_is_idempotent_and_reports_conflicts(engine):
     assert again.seq_of[("test.storage", eid)] == first.appended[0].seq
 
 
+async def test_a_batch_with_a_journaled_event_appends_the_rest_with_an_unbroken_chain(engine):
+    """The optimistic COPY fails on the journaled one; the batch is classified and written
+    again from the savepoint: same positions, one chain, nothing lost or doubled."""
+    stream, old = uid("stream"), uid("e")
+    async with engine.begin() as conn:
+        first = await journal_store.append(conn, stream, [_record(old)])
+    fresh = [uid("e"), uid("e")]
+    async with engine.begin() as conn:
+        mixed = await journal_store.append(
+            conn, stream, [_record(fresh[0]), _record(old), _record(fresh[1]),
+                           _record(old, b'{"a":2}')])
+    assert [a.record.event_id for a in mixed.appended] == fresh
+    assert len(mixed.duplicates) == 1 and len(mixed.conflicts) == 1
+    assert mixed.seq_of[("test.storage", old)] == first.appended[0].seq
+    async with engine.connect() as conn:
+        pg = await raw(conn)
+        positions = [r[0] for r in await pg.fetch(
+            "SELECT stream_pos FROM journal WHERE stream = $1 ORDER BY stream_pos", stream)]
+        assert positions == [1, 2, 3]
+        assert (await journal_store.verify(conn))[stream] is None
+
+
 async def test_hash_chain_exposes_tampering(engine):
     stream = uid("stream")
     async with engine.begin() as conn:

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     consumer_poll_ms: int = Field(default=200, ge=1)
     outbox_batch_max: int = Field(default=5000, ge=1)
     gc_young_threshold: int = Field(
-        default=50_000, ge=0,
+        default=300_000, ge=0,
         description="Service processes: allocations between young-generation garbage "
                     "collections (gc.set_threshold(n, 20, 100)); 0 keeps Python's default.")
     event_loop: str = Field(
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         description="Service processes: the asyncio event loop implementation. uvloop (libuv, "
                     "what asyncpg and uvicorn are tuned for) unless asked for the standard one.")
     accrual_state_partners: int = Field(
-        default=50_000, ge=0,
+        default=300_000, ge=0,
         description="Accrual: partners whose state is kept in memory between batches (each is "
                     "checked against the database's entries count before use; 0: read every batch).")
     db_pool_size: int = Field(default=10, ge=1)

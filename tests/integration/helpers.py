@@ -38,6 +38,27 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0,
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
+async def drain(broker: str, topic: str, n: int, settle: bool = False) -> list:
+    """The topic's records from the start, polled until there are `n`; with `settle`,
+    until a poll brings nothing more too, so that an extra (a duplicate) would be seen."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    got: list = []
+    try:
+        for _ in range(100):
+            polled = await consumer.getmany(timeout_ms=200)
+            batch = [r for rs in polled.values() for r in rs]
+            got += batch
+            if len(got) >= n and not (settle and batch):
+                break
+    finally:
+        await consumer.stop()
+    return got
+
+
 def cloud_event(type_: str, data: dict, *, id_: str | None = None, source: str = "crm.test",
                 time_: str = "2026-02-01T10:00:00Z") -> dict:
     return {"specversion": "1.0", "id": id_ or uid("evt"), "source": source, "type": type_,

@@ -10,23 +10,8 @@ import secrets
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.integration.helpers import drain
 from trailpay.adapters.kafka import send_all
-
-
-async def _drain(broker: str, topic: str, n: int) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    got: list = []
-    try:
-        for _ in range(100):
-            polled = await consumer.getmany(timeout_ms=200)
-            got += [r for rs in polled.values() for r in rs]
-            if len(got) >= n:
-                break
-    finally:
-        await consumer.stop()
-    return got
 
 
 async def test_send_all_delivers_every_message_on_the_default_partition(broker):
@@ -46,7 +31,7 @@ async def test_send_all_delivers_every_message_on_the_default_partition(broker):
     finally:
         await producer.stop()
 
-    got = await _drain(broker, topic, len(messages) + 1)
+    got = await drain(broker, topic, len(messages) + 1)
     assert len(got) == len(messages) + 1
     assert sorted(r.value for r in got if r.value != b"ref") == sorted(v for _, v in messages)
     partitions = {r.key: r.partition for r in got}

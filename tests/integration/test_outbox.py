@@ -11,11 +11,11 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from services.ledger.ingest import _write_entries
 from tests.conftest import fresh_database
-from tests.integration.helpers import uid
+from tests.integration.helpers import drain, uid
 from tests.integration.test_storage import _record
 from tests.kit import at, deal
 from trailpay import metrics
@@ -42,25 +42,6 @@ async def own_engine(own_database: str):
 
 def _reads(source: str) -> float:
     return metrics.OUTBOX_READS.labels("ledger_entries", source)._value.get()
-
-
-async def _everything_on(broker: str, topic: str, at_least: int) -> list:
-    """All records on the topic: polls until it has `at_least`, then once more, so that a
-    duplicate would be seen too (everything was produced before this is called)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    got: list = []
-    try:
-        for _ in range(100):
-            polled = await consumer.getmany(timeout_ms=200)
-            batch = [r for rs in polled.values() for r in rs]
-            got += batch
-            if len(got) >= at_least and not batch:
-                break
-    finally:
-        await consumer.stop()
-    return got
 
 
 async def _commit_entries(engine, seq: int, topic: str, n: int) -> outbox.Committed | None:
@@ -107,7 +88,7 @@ async def test_handed_over_rows_go_from_memory_and_a_gap_goes_to_the_table(own_e
     finally:
         await producer.stop()
 
-    got = await _everything_on(broker, topic, 7)
+    got = await drain(broker, topic, 7, settle=True)
     ids = [orjson.loads(r.value)["entry_id"] for r in sorted(got, key=lambda r: (r.partition,
                                                                                 r.offset))]
     sent = [m[1] for b in (first, missed, after_gap) for m in b.messages]

@@ -40,6 +40,8 @@ class Inbound:
 
 
 make_inbound = maker(Inbound)  # one per Kafka record: without the frozen __init__'s cost
+
+
 @dataclass
 class BatchReport:
     appended: int = 0

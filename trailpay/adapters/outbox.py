@@ -68,7 +68,7 @@ class Handoff:
     """Committed batches from this process's writer, waiting for its publisher.
 
     Holds at most `limit` messages: past that (the publisher is stalled, Kafka is down)
-    it forgets them all, and the publisher reads the table as it would after a restart.
+    it forgets what it holds, and the publisher reads the table as after a restart.
     """
 
     def __init__(self, limit: int = 100_000) -> None:
@@ -144,35 +144,28 @@ async def publish_once(engine: AsyncEngine, producer: AIOKafkaProducer, box: Out
                                      "AND topic = $2 FOR UPDATE", box.table, topic)
         handed = handoff.take(last, topic, limit) if handoff is not None else None
         if handed is not None:
-            mine, upto = handed
-            await send_all(producer, topic, mine)
-            await _move_cursor(pg, box, topic, upto)
-            metrics.OUTBOX_READS.labels(box.table, "handoff").inc()
-            if box.published is not None:
-                box.published.inc(len(mine))
-            return upto - last
-        # Only `id > $1` in the WHERE clause: the plan is then the primary key's ordered
-        # range scan whatever the statistics say. With `topic = $2` there too, stale
-        # statistics during a bulk load made PostgreSQL bitmap-scan everything after the
-        # cursor and sort it (25-50 ms a poll, and an idle publisher polls twice a second).
-        # Rows for other topics are skipped by moving the cursor past them.
-        rows = await pg.fetch(
-            f"SELECT id, topic, {box.key_column}, payload::text FROM {box.table} "
-            "WHERE id > $1 ORDER BY id LIMIT $2", last, limit)
-        if not rows:
-            return 0
-        mine = [(r[2].encode(), r[3].encode()) for r in rows if r[1] == topic]
+            source, (mine, upto) = "handoff", handed
+            read = upto - last  # contiguous ids: the rows it covers
+        else:
+            # Only `id > $1` in the WHERE clause: the plan is then the primary key's ordered
+            # range scan whatever the statistics say. With `topic = $2` there too, stale
+            # statistics during a bulk load made PostgreSQL bitmap-scan everything after the
+            # cursor and sort it (25-50 ms a poll, and an idle publisher polls twice a
+            # second). Rows for other topics are skipped by moving the cursor past them.
+            rows = await pg.fetch(
+                f"SELECT id, topic, {box.key_column}, payload::text FROM {box.table} "
+                "WHERE id > $1 ORDER BY id LIMIT $2", last, limit)
+            if not rows:
+                return 0
+            source, upto, read = "table", rows[-1][0], len(rows)
+            mine = [(r[2].encode(), r[3].encode()) for r in rows if r[1] == topic]
         await send_all(producer, topic, mine)
-        await _move_cursor(pg, box, topic, rows[-1][0])
-        metrics.OUTBOX_READS.labels(box.table, "table").inc()
+        await pg.execute("UPDATE outbox_cursors SET last_id = $3, updated_at = now() "
+                         "WHERE box = $1 AND topic = $2", box.table, topic, upto)
+    metrics.OUTBOX_READS.labels(box.table, source).inc()
     if box.published is not None:
         box.published.inc(len(mine))
-    return len(rows)
-
-
-async def _move_cursor(pg: Any, box: Outbox, topic: str, last_id: int) -> None:
-    await pg.execute("UPDATE outbox_cursors SET last_id = $3, updated_at = now() "
-                     "WHERE box = $1 AND topic = $2", box.table, topic, last_id)
+    return read
 
 
 async def run(engine: AsyncEngine, producer: AIOKafkaProducer, box: Outbox, topic: str,

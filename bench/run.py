@@ -418,6 +418,9 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         result.update(asyncio.run(ingest_kafka(stack, prog, progress, kafka_entries, timeout)))
         cpu1 = stack.cpu()
         result["e2e_kafka_cpu_seconds"] = {k: round(cpu1[k] - cpu0.get(k, 0), 2) for k in cpu1}
+        # All processes' CPU per event: what 2 cores divide into (2e6 / this = the cap).
+        result["e2e_kafka_cpu_us_per_event"] = round(
+            sum(result["e2e_kafka_cpu_seconds"].values()) * 1e6 / len(prog.kafka), 1)
         profilers.stop()
         log(f"  {result['e2e_kafka_events_per_s']:,.0f} events/s; over HTTP: "
             f"{len(prog.http)} events ...")
@@ -530,7 +533,10 @@ def table(r: dict[str, Any]) -> str:
     lines.append(f"RSS MiB start→end: {rss}")
     for key, label in (("e2e_kafka_cpu_seconds", "Kafka ingest"), ("load_cpu_seconds", "read load")):
         if r.get(key):
-            lines.append(f"CPU seconds during {label}: " + ", ".join(
+            per_event = (f" ({r['e2e_kafka_cpu_us_per_event']:.0f} µs per event)"
+                         if key == "e2e_kafka_cpu_seconds" and r.get("e2e_kafka_cpu_us_per_event")
+                         else "")
+            lines.append(f"CPU seconds during {label}{per_event}: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in sorted(r[key].items(), key=lambda kv: -kv[1])))
     lines.append(f"quick={r['quick']} commit={r['commit']} machine={r['machine']['cores']} cores, "
                  f"{r['machine']['memory_gib']} GiB; postgres={r.get('postgres')}")

@@ -149,15 +149,14 @@ async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry], topi
     await outbox.lock_for_append(pg, outbox.LEDGER_ENTRIES)
     ids = await pg.fetchval("SELECT array(SELECT nextval('ledger_entries_id_seq') "
                             "FROM generate_series(1, $1))", len(entries))
-    keys = [e.partner_id for e in entries]
-    payloads = [orjson.dumps(entry_to_dict(e)).decode() for e in entries]
+    payloads = [orjson.dumps(entry_to_dict(e)) for e in entries]  # bytes, as Kafka takes them
     await pg.copy_records_to_table("ledger_entries", columns=ENTRY_COLUMNS, records=[
-        (i, e.entry_id, e.journal_seq, k, topic, p)
-        for i, e, k, p in zip(ids, entries, keys, payloads, strict=True)])
+        (i, e.entry_id, e.journal_seq, e.partner_id, topic, p.decode())
+        for i, e, p in zip(ids, entries, payloads, strict=True)])
     if ids[-1] - ids[0] + 1 != len(ids):  # another writer took ids outside the lock
         return None
-    return outbox.Committed(ids[0], topic, [(k.encode(), p.encode())
-                                           for k, p in zip(keys, payloads, strict=True)])
+    return outbox.Committed(ids[0], topic, [(e.partner_id.encode(), p)
+                                           for e, p in zip(entries, payloads, strict=True)])
 
 
 async def _attribute(conn: AsyncConnection, appended: list[tuple[int, Envelope]],

@@ -93,14 +93,16 @@ async def _claim(conn: AsyncConnection, entries: list[LedgerEntry]) -> set[str]:
 async def _upsert(pg, table: str, keys: tuple[str, ...], types: tuple[str, ...],
                   delta: dict[tuple, Decimal]) -> None:
     """Add amounts to a projection's rows, creating the missing ones; keys in sorted order,
-    so concurrent batches lock rows in one order."""
+    so concurrent batches lock rows in one order. The amounts travel as text, as the
+    posting legs do (copy_text: asyncpg's numeric encoder is the slow part)."""
     rows = sorted(delta)
     cols = ", ".join(keys)
     await pg.execute(
         f"INSERT INTO {table} AS b ({cols}, amount) SELECT * FROM unnest("
-        + ", ".join(f"${n}::{t}[]" for n, t in enumerate((*types, "numeric"), 1))
-        + f") ON CONFLICT ({cols}) DO UPDATE SET amount = b.amount + EXCLUDED.amount",
-        *([k[i] for k in rows] for i in range(len(keys))), [delta[k] for k in rows])
+        + ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, 1))
+        + f", ${len(types) + 1}::text[]::numeric[]) "
+        f"ON CONFLICT ({cols}) DO UPDATE SET amount = b.amount + EXCLUDED.amount",
+        *([k[i] for k in rows] for i in range(len(keys))), [str(delta[k]) for k in rows])
 
 
 async def _write(conn: AsyncConnection, groups: list[PostingGroup]) -> None:

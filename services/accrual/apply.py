@@ -35,11 +35,12 @@ from trailpay.core.postings import (
 
 BALANCE_KEYS = ("partner_id", "currency", "bucket", "available_on")
 MONTH_KEYS = ("partner_id", "month", "currency", "bucket", "available_on")
+# The COPY's column order: what a posting group's legs share, then each leg's own.
 POSTING_COLUMNS = (
-    "group_id", "leg", "entry_id", "journal_seq", "event_id", "event_type", "effective_at",
-    "partner_id", "customer_id", "deal_id", "account", "bucket", "currency", "amount",
-    "available_on", "rule_id", "rule_kind", "plan_id", "plan_version", "base", "rate",
-    "multiplier", "share", "unrounded", "explanation",
+    "group_id", "entry_id", "journal_seq", "event_id", "event_type", "effective_at",
+    "partner_id", "customer_id", "deal_id", "rule_id", "rule_kind", "plan_id", "plan_version",
+    "base", "rate", "multiplier", "share", "unrounded", "explanation",
+    "leg", "account", "bucket", "currency", "amount", "available_on",
 )
 
 
@@ -53,24 +54,24 @@ class ApplyReport:
 
 
 def posting_copy(groups: list[PostingGroup]) -> bytes:
-    """The groups' legs as COPY text (POSTING_COLUMNS), one line a leg. What a group's legs
-    share is formatted once for all of them; a leg adds its own six columns."""
+    """The groups' legs as COPY text (POSTING_COLUMNS), one line a leg: the columns a
+    group's legs share are formatted once, then each leg adds its own six. (Buckets are
+    the core's own constants, with nothing to escape.)"""
     lines: list[str] = []
     add = lines.append
     for g in groups:
         x = g.explanation
-        head = text(g.group_id)
-        mid = (f"{text(g.entry_id)}\t{g.journal_seq}\t{text(g.event_id)}\t{text(g.event_type)}\t"
-               f"{stamp(g.effective_at)}\t{text(g.partner_id)}\t{text(g.customer_id)}\t"
-               f"{text(g.deal_id)}")
-        tail = (f"{text(x.rule_id)}\t{text(x.rule_kind)}\t{text(x.plan_id)}\t"
-                f"{number(x.plan_version)}\t{number(x.base)}\t{number(x.rate)}\t"
-                f"{number(x.multiplier)}\t{number(x.share)}\t{number(x.unrounded)}\t"
-                f"{text(x.sentence)}\n")
+        shared = (
+            f"{text(g.group_id)}\t{text(g.entry_id)}\t{g.journal_seq}\t{text(g.event_id)}\t"
+            f"{text(g.event_type)}\t{stamp(g.effective_at)}\t{text(g.partner_id)}\t"
+            f"{text(g.customer_id)}\t{text(g.deal_id)}\t{text(x.rule_id)}\t{text(x.rule_kind)}\t"
+            f"{text(x.plan_id)}\t{number(x.plan_version)}\t{number(x.base)}\t{number(x.rate)}\t"
+            f"{number(x.multiplier)}\t{number(x.share)}\t{number(x.unrounded)}\t"
+            f"{text(x.sentence)}\t")
         for n, leg in enumerate(g.legs):
             m = leg.amount
-            add(f"{head}\t{n}\t{mid}\t{text(leg.account)}\t{text(leg.bucket)}\t"
-                f"{text(m.currency)}\t{m.amount}\t{day(leg.available_on)}\t{tail}")
+            add(f"{shared}{n}\t{text(leg.account)}\t{leg.bucket}\t{text(m.currency)}\t"
+                f"{m.amount}\t{day(leg.available_on)}\n")
     return "".join(lines).encode()
 
 

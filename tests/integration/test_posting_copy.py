@@ -68,13 +68,20 @@ def _rows(groups) -> list[tuple]:
     for g in groups:
         x = g.explanation
         for n, leg in enumerate(g.legs):
-            rows.append((
-                g.group_id, n, g.entry_id, g.journal_seq, g.event_id, g.event_type,
-                g.effective_at, g.partner_id, g.customer_id, g.deal_id, leg.account, leg.bucket,
-                leg.amount.currency, leg.amount.amount, leg.available_on, x.rule_id, x.rule_kind,
-                x.plan_id, x.plan_version, x.base, x.rate, x.multiplier, x.share, x.unrounded,
-                x.sentence))
-    return sorted(rows, key=lambda r: (r[0], r[1]))
+            line = {
+                "group_id": g.group_id, "leg": n, "entry_id": g.entry_id,
+                "journal_seq": g.journal_seq, "event_id": g.event_id, "event_type": g.event_type,
+                "effective_at": g.effective_at, "partner_id": g.partner_id,
+                "customer_id": g.customer_id, "deal_id": g.deal_id, "account": leg.account,
+                "bucket": leg.bucket, "currency": leg.amount.currency,
+                "amount": leg.amount.amount, "available_on": leg.available_on,
+                "rule_id": x.rule_id, "rule_kind": x.rule_kind, "plan_id": x.plan_id,
+                "plan_version": x.plan_version, "base": x.base, "rate": x.rate,
+                "multiplier": x.multiplier, "share": x.share, "unrounded": x.unrounded,
+                "explanation": x.sentence}
+            assert line.keys() == set(POSTING_COLUMNS)
+            rows.append(tuple(line[c] for c in POSTING_COLUMNS))
+    return sorted(rows, key=lambda r: (r[0], r[POSTING_COLUMNS.index("leg")]))
 
 
 async def _stored(engine, groups, binary: bool) -> list[tuple]:

@@ -158,3 +158,28 @@ def test_a_state_pickled_or_deep_copied_keeps_working():
         b.mature(date(2026, 2, 1))
         assert b.payable == {"USD": Decimal("3.00")} and b.first_deadline() == date(2026, 3, 1)
         assert a.pending == {"USD": {date(2026, 2, 1): Decimal("3.00")}}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 1_000), min_size=0, max_size=6, unique=True),
+       st.lists(st.integers(0, 1_100), min_size=1, max_size=20))
+def test_plan_history_books_match_the_versions_journaled_before(seqs, queries):
+    """PlanHistory's cached books vs building the book from the versions before each seq."""
+    from tests.kit import plan
+    from trailpay.core.plans import PlanHistory
+
+    versions = [(s, plan([], version=n + 1, effective_from=f"2026-01-{n + 1:02d}"))
+                for n, s in enumerate(seqs)]
+    history = PlanHistory("p")
+    for s, v in reversed(versions):  # added out of order: the history sorts by seq
+        history.add(s, v)
+    for q in queries:
+        before = sorted((v for s, v in versions if s < q),
+                        key=lambda v: (v.effective_from, v.version))
+        if not before:
+            with pytest.raises(LookupError, match="no published version"):
+                history.book_before(q)
+            continue
+        book = history.book_before(q)
+        assert book._versions == before
+        assert history.book_before(q) is book  # made once per count of versions

@@ -20,7 +20,8 @@ from trailpay.adapters.db import raw
 from trailpay.adapters.journal_store import JournalRecord
 from trailpay.core.journal import body_hash
 from trailpay.core.plans import (
-    Enrolled, Enrollment, PlanBook, PlanError, PlanVersion, check_overrides, parse_plan,
+    Enrolled, Enrollment, PlanBook, PlanError, PlanHistory, PlanVersion, check_overrides,
+    parse_plan,
 )
 
 GATEWAY_STREAM = "gateway"
@@ -123,7 +124,8 @@ class PlanCache:
     """Parsed plan versions (immutable, so cached forever) and per-batch enrolments."""
 
     def __init__(self) -> None:
-        self._versions: dict[str, dict[int, tuple[int, PlanVersion]]] = {}
+        self._plans: dict[str, PlanHistory] = {}
+        self._loaded: set[tuple[str, int]] = set()
 
     async def enrollments(self, conn: AsyncConnection,
                           partner_ids: list[str]) -> dict[str, list[Enrolled]]:
@@ -144,16 +146,19 @@ class PlanCache:
         rows = await pg.fetch(
             "SELECT plan_id, version, journal_seq FROM plan_versions WHERE plan_id = ANY($1::text[])",
             plan_ids)
-        missing = [(r[0], r[1]) for r in rows if r[1] not in self._versions.get(r[0], {})]
+        missing = [(r[0], r[1]) for r in rows if (r[0], r[1]) not in self._loaded]
         for plan_id, version in missing:
             doc, seq = await pg.fetchrow(
                 "SELECT document::text, journal_seq FROM plan_versions "
                 "WHERE plan_id = $1 AND version = $2", plan_id, version)
-            self._versions.setdefault(plan_id, {})[version] = (seq, parse_plan(orjson.loads(doc)))
+            history = self._plans.get(plan_id) or self._plans.setdefault(plan_id,
+                                                                          PlanHistory(plan_id))
+            history.add(seq, parse_plan(orjson.loads(doc)))
+            self._loaded.add((plan_id, version))
 
     def book(self, plan_id: str, journal_seq: int) -> PlanBook:
         """The plan's versions published before this entry was journaled."""
-        versions = [p for s, p in self._versions.get(plan_id, {}).values() if s < journal_seq]
-        if not versions:
+        history = self._plans.get(plan_id)
+        if history is None:
             raise LookupError(f"plan {plan_id!r} had no published version for this event")
-        return PlanBook(versions)
+        return history.book_before(journal_seq)

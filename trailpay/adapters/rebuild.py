@@ -25,22 +25,22 @@ from trailpay.adapters.db import raw
 from trailpay.adapters.rebuild_worker import (
     SHARD_SQL, Books, FoldResult, fold, fold_shard,
 )
-from trailpay.core.plans import Enrolled, Enrollment, PlanVersion, parse_plan
+from trailpay.core.plans import Enrolled, Enrollment, PlanHistory, parse_plan
 from trailpay.core.postings import BalanceKey, MonthKey
 
 
 async def load_books(conn: AsyncConnection) -> Books:
     pg = await raw(conn)
-    versions: dict[str, list[tuple[int, PlanVersion]]] = defaultdict(list)
+    plans: dict[str, PlanHistory] = {}
     for r in await pg.fetch("SELECT plan_id, journal_seq, document::text FROM plan_versions "
                             "ORDER BY journal_seq"):
-        versions[r[0]].append((r[1], parse_plan(orjson.loads(r[2]))))
+        plans.setdefault(r[0], PlanHistory(r[0])).add(r[1], parse_plan(orjson.loads(r[2])))
     enrollments: dict[str, list[Enrolled]] = defaultdict(list)
     for r in await pg.fetch("SELECT partner_id, journal_seq, type, plan_id, overrides::text "
                             "FROM partner_enrollments ORDER BY partner_id, journal_seq"):
         enrollments[r[0]].append(Enrolled(r[1], Enrollment(
             partner_id=r[0], type=r[2], plan_id=r[3], overrides=orjson.loads(r[4]))))
-    return Books(dict(versions), dict(enrollments))
+    return Books(plans, dict(enrollments))
 
 
 def fold_parallel(dsn: str, snapshot: str, books: Books, workers: int) -> FoldResult:

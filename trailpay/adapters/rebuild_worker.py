@@ -7,7 +7,6 @@ imports in trailpay.adapters.rebuild, 0.2 s here). `rebuild` is the parent's sid
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,33 +16,26 @@ import orjson
 
 from trailpay.core.accrual import AccrualError, accrue, new_state
 from trailpay.core.attribution import entry_from_dict
-from trailpay.core.plans import Enrolled, Enrollment, PlanBook, PlanError, PlanVersion, enrollment_at
+from trailpay.core.plans import (
+    Enrolled, Enrollment, PlanBook, PlanError, PlanHistory, enrollment_at,
+)
 from trailpay.core.postings import BalanceKey, MonthKey, add_partner_legs
 
 
 @dataclass
 class Books:
-    """Plan versions and enrolment histories, each with the journal seq that published it."""
+    """Plan histories and enrolment histories, each with the journal seqs that published them."""
 
-    versions: dict[str, list[tuple[int, PlanVersion]]]
+    plans: dict[str, PlanHistory]
     enrollments: dict[str, list[Enrolled]]
-    _books: dict[tuple[str, int], PlanBook] = field(default_factory=dict)
-    _seqs: dict[str, list[int]] = field(default_factory=dict)
 
     def at(self, partner_id: str, journal_seq: int) -> tuple[PlanBook, Enrollment]:
         """The plan book and enrolment an entry at this journal seq was (or would be) accrued with."""
         enrollment = enrollment_at(self.enrollments.get(partner_id, []), journal_seq)
-        plan_id = enrollment.plan_id
-        seqs = self._seqs.get(plan_id)
-        if seqs is None:
-            seqs = self._seqs[plan_id] = [s for s, _ in self.versions.get(plan_id, [])]
-        n = bisect_left(seqs, journal_seq)  # versions journaled before it (loaded in seq order)
-        if not n:
-            raise LookupError(f"plan {plan_id!r} had no published version for this event")
-        book = self._books.get((plan_id, n))
-        if book is None:
-            book = self._books[plan_id, n] = PlanBook([p for _, p in self.versions[plan_id][:n]])
-        return book, enrollment
+        history = self.plans.get(enrollment.plan_id)
+        if history is None:
+            raise LookupError(f"plan {enrollment.plan_id!r} had no published version for this event")
+        return history.book_before(journal_seq), enrollment
 
 
 @dataclass

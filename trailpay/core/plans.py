@@ -9,7 +9,8 @@ force on this date"; an `Enrollment` carries a partner's type and overrides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -166,6 +167,38 @@ class PlanBook:
             raise PlanError("effective_from", f"no version of plan "
                             f"{first.plan_id if first else '?'} was in force on {on}")
         return current
+
+
+class PlanHistory:
+    """One plan's published versions in journal order. An entry is accrued with the book of
+    the versions journaled before it, so the book depends only on how many that is: books
+    are made once per count (versions are only ever added, each at a later journal seq)."""
+
+    __slots__ = ("plan_id", "_seqs", "_versions", "_books")
+
+    def __init__(self, plan_id: str, versions: Iterable[tuple[int, PlanVersion]] = ()) -> None:
+        self.plan_id = plan_id
+        self._seqs: list[int] = []
+        self._versions: list[PlanVersion] = []
+        self._books: dict[int, PlanBook] = {}
+        for seq, version in versions:
+            self.add(seq, version)
+
+    def add(self, journal_seq: int, version: PlanVersion) -> None:
+        n = bisect_right(self._seqs, journal_seq)
+        self._seqs.insert(n, journal_seq)
+        self._versions.insert(n, version)
+        self._books.clear()
+
+    def book_before(self, journal_seq: int) -> PlanBook:
+        """The book of the versions journaled before this seq; LookupError if none was."""
+        n = bisect_left(self._seqs, journal_seq)
+        if not n:
+            raise LookupError(f"plan {self.plan_id!r} had no published version for this event")
+        book = self._books.get(n)
+        if book is None:
+            book = self._books[n] = PlanBook(self._versions[:n])
+        return book
 
 
 # --- parsing -------------------------------------------------------------------------------

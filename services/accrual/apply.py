@@ -13,19 +13,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trailpay import metrics
 from trailpay.adapters import dead_letters, payout_store
 from trailpay.adapters.copy_text import day, number, stamp, text
 from trailpay.adapters.db import raw
+from trailpay.adapters.entry_json import entry_json
 from trailpay.adapters.dead_letters import DeadLetter
 from trailpay.adapters.plan_store import PlanCache
 from trailpay.core.plans import enrollment_at
 from trailpay.adapters.state_store import StateStore
 from trailpay.core.accrual import AccrualError, accrue
-from trailpay.core.attribution import entry_to_dict
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.money import MoneyError
 from trailpay.core.plans import PlanError
@@ -162,7 +161,7 @@ async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[Ledg
                 reason = getattr(exc, "reason", None) or str(exc)
                 report.dead.append(DeadLetter(
                     stage="accrual", reason=f"not accrued: {reason}",
-                    payload=orjson.dumps(entry_to_dict(e)).decode(), source=e.source,
+                    payload=entry_json(e).decode(), source=e.source,
                     event_id=e.event_id, type=e.fact.type))
                 dead_ids.append(e.entry_id)
                 continue

@@ -19,9 +19,10 @@ from trailpay.adapters import dead_letters, journal_store, outbox, payout_store
 from trailpay.adapters.cloudevents import Envelope, EventRejected, decode_kafka
 from trailpay.adapters.db import raw
 from trailpay.adapters.dead_letters import DeadLetter
+from trailpay.adapters.entry_json import entry_json
 from trailpay.adapters.journal_store import JournalRecord, make_record
 from trailpay.core.attribution import (
-    Customer, customer_after, entries_for, entry_to_dict, partners_of,
+    Customer, customer_after, entries_for, partners_of,
 )
 from trailpay.core.facts import DealClosed, PartnerShare
 from trailpay.core.frozen import maker
@@ -149,7 +150,7 @@ async def _write_entries(conn: AsyncConnection, entries: list[LedgerEntry], topi
     await outbox.lock_for_append(pg, outbox.LEDGER_ENTRIES)
     ids = await pg.fetchval("SELECT array(SELECT nextval('ledger_entries_id_seq') "
                             "FROM generate_series(1, $1))", len(entries))
-    payloads = [orjson.dumps(entry_to_dict(e)) for e in entries]  # bytes, as Kafka takes them
+    payloads = [entry_json(e) for e in entries]  # bytes, as Kafka takes them
     await pg.copy_records_to_table("ledger_entries", columns=ENTRY_COLUMNS, records=[
         (i, e.entry_id, e.journal_seq, e.partner_id, topic, p.decode())
         for i, e, p in zip(ids, entries, payloads, strict=True)])

@@ -19,7 +19,7 @@ from trailpay import metrics
 from trailpay.adapters import dead_letters, payout_store
 from trailpay.adapters.copy_text import day, number, stamp, text
 from trailpay.adapters.db import raw
-from trailpay.adapters.entry_json import entry_json
+from trailpay.adapters.fastjson import entry_json
 from trailpay.adapters.dead_letters import DeadLetter
 from trailpay.adapters.plan_store import PlanCache
 from trailpay.core.plans import enrollment_at

@@ -19,7 +19,7 @@ from trailpay.adapters import dead_letters, journal_store, outbox, payout_store
 from trailpay.adapters.cloudevents import Envelope, EventRejected, decode_kafka
 from trailpay.adapters.db import raw
 from trailpay.adapters.dead_letters import DeadLetter
-from trailpay.adapters.entry_json import entry_json
+from trailpay.adapters.fastjson import entry_json
 from trailpay.adapters.journal_store import JournalRecord, make_record
 from trailpay.core.attribution import (
     Customer, customer_after, entries_for, partners_of,

@@ -16,12 +16,13 @@ The copy is updated only after the transaction commits.
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from trailpay.core.state import PartnerState, new_state, state_from_json, state_to_json
+from trailpay.adapters.fastjson import dumps
+from trailpay.core.state import PartnerState, new_state, state_from_json
 
 
 @dataclass(slots=True)
@@ -33,14 +34,20 @@ class Loaded:
 
 
 def partner_part(state: PartnerState) -> str:
-    """The partner-level JSON (everything but the customer books)."""
-    return orjson.dumps(state_to_json(replace(state, customers={}, vesting_due={}))).decode()
+    """The partner-level JSON (everything but the customer books): state_to_json's partner
+    part, written by orjson from the containers themselves (fastjson)."""
+    return dumps({
+        "partner_id": state.partner_id, "customers": {}, "pending": state.pending,
+        "payable": state.payable, "comarketing": state.comarketing, "payouts": state.payouts,
+        "last_run": state.last_run, "disputes": state.disputes,
+        "payable_changes": state.payable_changes,
+    }).decode()
 
 
 def book_parts(state: PartnerState, customer_ids: list[str]) -> dict[str, str]:
     """The JSON of the given customers' books, keyed by customer id."""
-    only = PartnerState(state.partner_id, {c: state.customers[c] for c in customer_ids})
-    return {c: orjson.dumps(b).decode() for c, b in state_to_json(only)["customers"].items()}
+    books = state.customers
+    return {c: dumps(books[c]).decode() for c in customer_ids}
 
 
 def changed_books(before: PartnerState, after: PartnerState) -> list[str]:

@@ -137,14 +137,18 @@ def add_partner_legs(totals: dict[BalanceKey, Decimal], groups: Iterable[Posting
     """Add the partner legs of posting groups to balance totals, the balances projection's
     keys; with `months`, also to the same keys per effective month (the balance_months
     projection, from which a statement's opening is summed)."""
+    company = COMPANY_ACCOUNT
     for g in groups:
+        partner = g.partner_id
         month = month_of(g.effective_at) if months is not None else None
         for leg in g.legs:
-            if leg.account == COMPANY_ACCOUNT:
+            if leg.account == company:
                 continue
             m = leg.amount
-            key = (g.partner_id, m.currency, leg.bucket, leg.available_on or NO_DATE)
-            totals[key] = totals.get(key, 0) + m.amount
-            if months is not None:
-                mkey = (g.partner_id, month, *key[1:])
-                months[mkey] = months.get(mkey, 0) + m.amount
+            amount = m.amount
+            on = leg.available_on or NO_DATE
+            key = (partner, m.currency, leg.bucket, on)
+            totals[key] = totals.get(key, 0) + amount
+            if month is not None:
+                mkey = (partner, month, m.currency, leg.bucket, on)
+                months[mkey] = months.get(mkey, 0) + amount  # type: ignore[index]

@@ -1,4 +1,5 @@
-"""Run the .sql file that sits beside an Alembic revision (triggers and DDL live there).
+"""Run SQL scripts in a migration: the .sql file beside an Alembic revision (triggers and
+DDL live there), or a script given as text.
 
 asyncpg runs a multi-statement script only through its simple-query path, so the
 script goes to the driver connection under Alembic's, inside its transaction.
@@ -10,6 +11,9 @@ from alembic import op
 from sqlalchemy.util import await_only
 
 
+def run_sql(script: str) -> None:
+    await_only(op.get_bind().connection.driver_connection.execute(script))
+
+
 def run_sql_beside(revision_file: str) -> None:
-    driver = op.get_bind().connection.driver_connection
-    await_only(driver.execute(Path(revision_file).with_suffix(".sql").read_text()))
+    run_sql(Path(revision_file).with_suffix(".sql").read_text())

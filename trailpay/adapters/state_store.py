@@ -101,7 +101,7 @@ class StateStore:
         ids = sorted(after)
         await pg.execute(
             "INSERT INTO partner_state AS s (partner_id, state, entries) "
-            "SELECT p, st, n FROM unnest($1::text[], $2::jsonb[], $3::bigint[]) AS u(p, st, n) "
+            "SELECT p, st, n FROM unnest($1::text[], $2::json[], $3::bigint[]) AS u(p, st, n) "
             "ON CONFLICT (partner_id) DO UPDATE SET state = EXCLUDED.state, "
             "entries = s.entries + EXCLUDED.entries, updated_at = now()",
             ids, [partner_part(after[p][0]) for p in ids], [after[p][1] for p in ids])
@@ -116,7 +116,7 @@ class StateStore:
         if pids:
             await pg.execute(
                 "INSERT INTO partner_customer_state AS c (partner_id, customer_id, book) "
-                "SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::json[]) "
                 "ON CONFLICT (partner_id, customer_id) DO UPDATE SET book = EXCLUDED.book",
                 pids, cids, docs)
 

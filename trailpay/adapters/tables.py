@@ -9,7 +9,7 @@ from sqlalchemy import (
     CHAR, BigInteger, Column, Date, DateTime, Integer, MetaData, Numeric, SmallInteger,
     Table, Text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
 metadata = MetaData()
 
@@ -135,7 +135,7 @@ accrual_applied = Table(
 partner_state = Table(
     "partner_state", metadata,
     Column("partner_id", Id, primary_key=True),
-    Column("state", JSONB, nullable=False),
+    Column("state", JSON, nullable=False),  # json, not jsonb (migration 0015)
     Column("entries", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -144,7 +144,7 @@ partner_customer_state = Table(
     "partner_customer_state", metadata,
     Column("partner_id", Id, primary_key=True),
     Column("customer_id", Id, primary_key=True),
-    Column("book", JSONB, nullable=False),
+    Column("book", JSON, nullable=False),
 )
 
 postings = Table(

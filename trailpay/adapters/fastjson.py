@@ -36,5 +36,5 @@ def entry_json(e: LedgerEntry) -> bytes:
         "entry_id": e.entry_id, "journal_seq": e.journal_seq, "event_id": e.event_id,
         "source": e.source, "time": e.time, "partner_id": e.partner_id,
         "customer_id": e.customer_id, "deal_id": e.deal_id, "share": str(e.share),
-        "role": e.role, "type": e.fact.type, "data": e.fact,
+        "role": e.role, "type": e.fact.type, "data": e.fact, "recorded_at": e.recorded_at,
     })

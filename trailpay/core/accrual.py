@@ -1,9 +1,9 @@
-"""The plan engine's fold: (partner state, ledger entry, plan) -> (postings, new state).
+"""The plan engine's step: (partner state, ledger entry, plan) -> (postings, new state).
 
-Pure and deterministic: no clock, no randomness, no I/O. Live processing and a
-rebuild from the journal call this same function in the same order, so replay
-equals live by construction. Time-driven effects (pending money maturing,
-vesting deadlines) are decided by the entry's own time.
+Pure and deterministic: no clock, no randomness, no I/O. Entries are folded by
+`fold.fold` in the order design §4 defines (event time, source, id); live processing,
+the rebuild, the bench and simulations all fold through it. Time-driven effects
+(pending money maturing, vesting deadlines) are decided by the entry's own time.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from trailpay.core.facts import (
     PayoutRunRequested, ReferralQualified, RefundIssued, SubscriptionChurned,
     SubscriptionContracted, SubscriptionExpanded, SubscriptionRenewed, UsageReported,
 )
+from trailpay.core.effects import Effect
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.plans import Enrollment, PlanBook
 from trailpay.core.postings import PostingGroup
@@ -27,10 +28,10 @@ from trailpay.core.rules import (
 )
 from trailpay.core.rules.base import AccrualError, Context
 from trailpay.core.state import (
-    PartnerState, make_book, new_state, state_from_json, state_to_json,
+    PartnerState, Payout, make_book, new_state, state_from_json, state_to_json,
 )
 
-__all__ = ["AccrualError", "accrue", "new_state", "state_from_json", "state_to_json"]
+__all__ = ["AccrualError", "accrue", "new_state", "state_from_json", "state_to_json", "step"]
 
 
 def _deal(ctx: Context, fact: DealClosed) -> None:
@@ -76,6 +77,15 @@ HANDLERS: dict[type, Callable[[Context, Any], None]] = {
 def accrue(state: PartnerState, entry: LedgerEntry, book: PlanBook,
            enrollment: Enrollment) -> tuple[list[PostingGroup], PartnerState]:
     """Apply one entry; the given state is never changed (a refused entry leaves no trace)."""
+    groups, after, _ = step(state, entry, book, enrollment)
+    return groups, after
+
+
+def step(state: PartnerState, entry: LedgerEntry, book: PlanBook, enrollment: Enrollment,
+         recorded: dict[str, Payout] | None = None
+         ) -> tuple[list[PostingGroup], PartnerState, list[Effect]]:
+    """accrue, and what the entry did (effects.py). `recorded`: the payouts already made,
+    when the entry is folded again (a payout run then pays what it paid the first time)."""
     handler = HANDLERS.get(type(entry.fact))
     if handler is None:
         raise AccrualError(f"{entry.fact.type} is not handled by the plan engine")
@@ -87,24 +97,8 @@ def accrue(state: PartnerState, entry: LedgerEntry, book: PlanBook,
     if plan.partner_types and enrollment.type not in plan.partner_types:
         raise AccrualError(f"plan {plan.plan_id} version {plan.version} has no terms for partner "
                            f"type {enrollment.type!r} (it covers {', '.join(plan.partner_types)})")
-    ctx = Context(entry, plan, enrollment, state.copy(), day)
+    ctx = Context(entry, plan, enrollment, state.copy(), day, recorded=recorded)
     ctx.state.mature(day)
     vesting.forfeit_expired(ctx)
     handler(ctx, entry.fact)
-    return ctx.groups, ctx.state
-
-
-def replay(entries: list[LedgerEntry], books: Callable[[LedgerEntry], tuple[PlanBook, Enrollment]]
-           ) -> tuple[list[PostingGroup], dict[str, PartnerState]]:
-    """Fold a whole journal's entries (in journal order); refused entries are skipped."""
-    states: dict[str, PartnerState] = {}
-    groups: list[PostingGroup] = []
-    for e in entries:
-        try:
-            book, enrollment = books(e)
-            gs, states[e.partner_id] = accrue(states.get(e.partner_id) or new_state(e.partner_id),
-                                              e, book, enrollment)
-        except (AccrualError, LookupError, ValueError):
-            continue
-        groups.extend(gs)
-    return groups, states
+    return ctx.groups, ctx.state, ctx.effects

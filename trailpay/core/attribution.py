@@ -48,11 +48,12 @@ make_entry = maker(LedgerEntry)
 
 
 def entries_for(seq: int, event_id: str, source: str, time: datetime, fact: Fact,
-                shares: tuple[PartnerShare, ...], deal_id: str | None) -> list[LedgerEntry]:
+                shares: tuple[PartnerShare, ...], deal_id: str | None,
+                recorded_at: datetime | None = None) -> list[LedgerEntry]:
     customer_id = None if fact.partner_level else getattr(fact, "customer_id", None)
     deal_id = getattr(fact, "deal_id", None) or deal_id
     return [make_entry(f"{seq}:{p.partner_id}", seq, event_id, source, time, p.partner_id,
-                       customer_id, deal_id, p.share, p.role, fact)
+                       customer_id, deal_id, p.share, p.role, fact, recorded_at)
             for p in shares]
 
 
@@ -62,6 +63,7 @@ def entry_to_dict(e: LedgerEntry) -> dict[str, Any]:
         "source": e.source, "time": e.time.isoformat(), "partner_id": e.partner_id,
         "customer_id": e.customer_id, "deal_id": e.deal_id, "share": str(e.share),
         "role": e.role, "type": e.fact.type, "data": fact_to_data(e.fact),
+        "recorded_at": e.recorded_at.isoformat() if e.recorded_at else None,
     }
 
 
@@ -69,4 +71,5 @@ def entry_from_dict(d: dict[str, Any]) -> LedgerEntry:
     return make_entry(
         d["entry_id"], d["journal_seq"], d["event_id"], d["source"],
         datetime.fromisoformat(d["time"]), d["partner_id"], d["customer_id"], d["deal_id"],
-        Decimal(d["share"]), d["role"], fact_from_data(d["type"], d["data"]))
+        Decimal(d["share"]), d["role"], fact_from_data(d["type"], d["data"]),
+        datetime.fromisoformat(d["recorded_at"]) if d.get("recorded_at") else None)

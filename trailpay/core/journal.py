@@ -64,3 +64,16 @@ class LedgerEntry:
     share: Decimal
     role: str | None
     fact: Fact
+    # When trailpay recorded (attributed) the entry: not the fact's own time. Postings made
+    # because an entry arrived late are dated here, so past statements stay as issued.
+    recorded_at: datetime | None = None
+
+
+SortKey = tuple[datetime, str, str]
+
+
+def sort_key(e: LedgerEntry) -> SortKey:
+    """The order that defines a partner's money (design §4): event time, source, event id.
+
+    One event makes at most one entry per partner, so the key is unique within a partner."""
+    return (e.time, e.source, e.event_id)

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
+from trailpay.core.effects import Effect
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.money import Money, make_money, round_money
 from trailpay.core.plans import Amounts, Enrollment, PlanVersion, Rule, with_overrides
 from trailpay.core.postings import (
     COMPANY_ACCOUNT, EXPENSE, Leg, PostingGroup, make_explanation, make_group, make_leg,
 )
-from trailpay.core.state import ZERO, CustomerBook, PartnerState, replace_book
+from trailpay.core.state import ZERO, CustomerBook, PartnerState, Payout, replace_book
 
 
 class AccrualError(ValueError):
@@ -89,12 +90,17 @@ def _rules_of(plan: PlanVersion, kind: str, partner_type: str) -> tuple[Rule, ..
 class Context:
     """One entry being applied to one partner under one plan version."""
 
-    __slots__ = ("entry", "plan", "enrollment", "state", "day", "groups", "partner", "_due")
+    __slots__ = ("entry", "plan", "enrollment", "state", "day", "groups", "partner", "_due",
+                 "effects", "recorded")
 
     def __init__(self, entry: LedgerEntry, plan: PlanVersion, enrollment: Enrollment,
-                 state: PartnerState, day: date, groups: list[PostingGroup] | None = None
-                 ) -> None:
+                 state: PartnerState, day: date, groups: list[PostingGroup] | None = None,
+                 recorded: dict[str, Payout] | None = None) -> None:
         self.entry = entry
+        self.effects: list[Effect] = []
+        # Payouts already made, by id, when this entry is folded again (a re-fold after a
+        # late entry): a payout run then pays exactly what it paid the first time.
+        self.recorded = recorded
         self.plan = plan
         self.enrollment = enrollment
         self.state = state
@@ -151,6 +157,12 @@ class Context:
             tuple(legs))
         groups.append(g)
         return g
+
+    def said(self, kind: str, payout: Payout | None = None, group: PostingGroup | None = None,
+             detail: str | None = None) -> None:
+        """Say what happened (effects.py), for the projections and metrics."""
+        self.effects.append(Effect(kind, self.entry, payout, group.group_id if group else None,
+                                   detail))
 
     # --- moving money -----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from dataclasses import replace
 from trailpay.core.facts import PayoutConfirmed, PayoutFailed, PayoutRunRequested
 from trailpay.core.money import make_money
 from trailpay.core.payouts import payout_id
+from trailpay.core.effects import PAYOUT_CREATED, PAYOUT_SETTLED
 from trailpay.core.postings import make_leg
 from trailpay.core.rules.base import AccrualError, Context, fmt
 from trailpay.core.state import Payout
@@ -28,6 +29,9 @@ def on_run(ctx: Context, fact: PayoutRunRequested) -> None:
                            f"{as_of.isoformat()}, not on {ctx.day.isoformat()}")
     if s.last_run is not None and as_of <= s.last_run:
         return  # already run as of this day or a later one
+    if ctx.recorded is not None:
+        _replay(ctx, fact)
+        return
     amounts = {c: s.payable_as_of(c, as_of)
                for c in sorted({*s.payable, *s.pending, *s.payable_changes})}
     s.last_run = as_of
@@ -41,14 +45,35 @@ def on_run(ctx: Context, fact: PayoutRunRequested) -> None:
         pid = payout_id(fact.run_id, fact.partner_id, currency)
         if pid in s.payouts:
             continue
-        money = make_money(amount, currency)
-        s.add_payable(currency, as_of, -amount)
         text = (f"Payout {pid}: the payable balance at the end of {as_of.isoformat()}, "
                 f"{fmt(amount, currency)} {currency} (minimum {fmt(minimum, currency)}), "
                 "sent for payment")
-        ctx.group("payout", "payout", [make_leg(ctx.partner, "payable", -money),
-                                       make_leg(ctx.partner, "in_payout", money)], text, base=amount)
-        s.set_payout(Payout(pid, currency, amount, "in_payout"))
+        _send(ctx, Payout(pid, currency, amount, "in_payout"), text)
+
+
+def _send(ctx: Context, payout: Payout, text: str) -> None:
+    money = make_money(payout.amount, payout.currency)
+    ctx.state.add_payable(payout.currency, ctx.day, -payout.amount)
+    g = ctx.group("payout", "payout", [make_leg(ctx.partner, "payable", -money),
+                                       make_leg(ctx.partner, "in_payout", money)], text,
+                  base=payout.amount)
+    ctx.state.set_payout(payout)
+    ctx.said(PAYOUT_CREATED, payout, g)
+
+
+def _replay(ctx: Context, fact: PayoutRunRequested) -> None:
+    """A run folded again after a late entry: its payouts are facts once made (design §4),
+    so it pays what it paid the first time, whatever is payable under corrected figures."""
+    s, as_of = ctx.state, fact.as_of
+    s.last_run = as_of
+    s.forget_payable_changes(as_of)
+    prefix = payout_id(fact.run_id, fact.partner_id, "")
+    assert ctx.recorded is not None
+    for pid, paid in sorted(ctx.recorded.items()):
+        if pid.startswith(prefix) and pid not in s.payouts:
+            _send(ctx, Payout(pid, paid.currency, paid.amount, "in_payout"),
+                  f"Payout {pid}: {fmt(paid.amount, paid.currency)} {paid.currency} sent for "
+                  f"payment as of {as_of.isoformat()} (as recorded)")
 
 
 def _payout(ctx: Context, pid: str) -> Payout:
@@ -76,9 +101,11 @@ def on_confirmed(ctx: Context, fact: PayoutConfirmed) -> None:
     money = make_money(p.amount, p.currency)
     text = (f"Payout {p.payout_id} of {fmt(p.amount, p.currency)} {p.currency} paid "
             f"(payment reference {fact.reference})")
-    ctx.group("payout", "payout", [make_leg(ctx.partner, "in_payout", -money),
-                                   make_leg(ctx.partner, "paid", money)], text, base=p.amount)
-    ctx.state.set_payout(replace(p, status="paid", reference=fact.reference))
+    g = ctx.group("payout", "payout", [make_leg(ctx.partner, "in_payout", -money),
+                                       make_leg(ctx.partner, "paid", money)], text, base=p.amount)
+    settled = replace(p, status="paid", reference=fact.reference)
+    ctx.state.set_payout(settled)
+    ctx.said(PAYOUT_SETTLED, settled, g)
 
 
 def on_failed(ctx: Context, fact: PayoutFailed) -> None:
@@ -89,6 +116,8 @@ def on_failed(ctx: Context, fact: PayoutFailed) -> None:
     text = (f"Payout {p.payout_id} of {fmt(p.amount, p.currency)} {p.currency} failed "
             f"(payment reference {fact.reference}): the money is payable again and goes "
             "with the next payout run")
-    ctx.group("payout", "payout", [make_leg(ctx.partner, "in_payout", -money),
-                                   ctx.pay_now(money)], text, base=p.amount)
-    ctx.state.set_payout(replace(p, status="failed", reference=fact.reference))
+    g = ctx.group("payout", "payout", [make_leg(ctx.partner, "in_payout", -money),
+                                       ctx.pay_now(money)], text, base=p.amount)
+    settled = replace(p, status="failed", reference=fact.reference)
+    ctx.state.set_payout(settled)
+    ctx.said(PAYOUT_SETTLED, settled, g)

@@ -8,6 +8,7 @@ so decides the same, without any clock.
 
 from __future__ import annotations
 
+from trailpay.core.effects import FORFEITED, RELEASED
 from trailpay.core.facts import MilestoneAchieved
 from trailpay.core.money import make_money
 from trailpay.core.postings import make_leg
@@ -33,9 +34,10 @@ def forfeit_expired(ctx: Context) -> None:
 def forfeit(ctx: Context, book: CustomerBook, text: str) -> CustomerBook:
     """Move a customer's held money to forfeited; returns the updated book."""
     cur, held = book.currency, book.held
-    ctx.group(book.upfront_rule or "vesting", "vesting",
-              [make_leg(ctx.partner, "held", make_money(-held, cur)),
-               make_leg(ctx.partner, "forfeited", make_money(held, cur))], text, customer=book)
+    g = ctx.group(book.upfront_rule or "vesting", "vesting",
+                  [make_leg(ctx.partner, "held", make_money(-held, cur)),
+                   make_leg(ctx.partner, "forfeited", make_money(held, cur))], text, customer=book)
+    ctx.said(FORFEITED, group=g)
     return replace_book(book, held=held * 0, forfeited=book.forfeited + held)
 
 
@@ -48,7 +50,8 @@ def release(ctx: Context, fact: MilestoneAchieved) -> None:
     cur, held = book.currency, book.held
     text = (f"{fact.milestone.replace('_', ' ').capitalize()} on {ctx.day.isoformat()}: "
             f"held {fmt(held, cur)} {cur} of the upfront commission released, payable now")
-    ctx.group(book.upfront_rule or "vesting", "vesting",
-              [make_leg(ctx.partner, "held", make_money(-held, cur)),
-               ctx.pay_now(make_money(held, cur))], text)
+    g = ctx.group(book.upfront_rule or "vesting", "vesting",
+                  [make_leg(ctx.partner, "held", make_money(-held, cur)),
+                   ctx.pay_now(make_money(held, cur))], text)
+    ctx.said(RELEASED, group=g)
     ctx.state.put(replace_book(book, held=held * 0))

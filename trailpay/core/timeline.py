@@ -1,0 +1,284 @@
+"""A partner's folded history, kept so that a late entry can be folded in (design §4).
+
+Entries reach the accrual in any order. One that sorts after everything applied to its
+partner (the usual case) is applied on top of the current state. One that sorts before
+(a late fact: a backfill, a retried batch, a slow partition) makes the partner's history
+fold again from a snapshot before it. Nothing posted is rewritten: the late entry's own
+groups are posted, and so is the difference the re-fold made to every later entry, as
+correction groups that name the late fact and the figures they correct. Both are dated
+when the late entry was recorded, so statements of past months stay as issued.
+
+Which entries are late depends only on the order in which entries were applied, never on
+how they were batched: consecutive late entries recorded in the same month are folded in
+together, which posts the same amounts in that month as folding them in one by one.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+
+from trailpay.core.effects import REFOLDED, Effect
+from trailpay.core.facts import PayoutRunRequested
+from trailpay.core.fold import Books, fold
+from trailpay.core.journal import LedgerEntry, SortKey, sort_key
+from trailpay.core.plans import Enrollment, PlanBook
+from trailpay.core.postings import PostingGroup, make_explanation, make_group, make_leg
+from trailpay.core.money import make_money, round_money
+from trailpay.core.state import PartnerState, Payout, new_state
+
+SNAPSHOT_EVERY = 64  # entries between the states kept to fold again from
+
+
+@dataclass(slots=True)
+class Arrival:
+    """What entries arriving for one partner posted and did."""
+
+    groups: list[PostingGroup] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    refused: list[tuple[LedgerEntry, str]] = field(default_factory=list)
+    refolds: int = 0  # times the history folded again
+    refolded: int = 0  # entries folded again, in all
+
+
+Used = tuple[PlanBook, Enrollment] | None  # what an entry was accrued with (None: no terms)
+
+
+class Timeline:
+    """One partner's applied entries in sort order, the current state, and snapshots."""
+
+    __slots__ = ("partner_id", "state", "entries", "keys", "used", "snapshots")
+
+    def __init__(self, partner_id: str) -> None:
+        self.partner_id = partner_id
+        self.state: PartnerState = new_state(partner_id)
+        self.entries: list[LedgerEntry] = []
+        self.keys: list[SortKey] = []
+        self.used: list[Used] = []
+        self.snapshots: dict[int, PartnerState] = {0: self.state}  # index -> state before it
+
+    @classmethod
+    def of(cls, entries: Iterable[LedgerEntry], books: Books,
+           recorded: Mapping[str, Payout]) -> Timeline:
+        """The timeline of entries already applied (after a restart): their defined fold,
+        with payout runs paying what they recorded, which is the state the books hold."""
+        t = cls.__new__(cls)
+        t.entries = sorted(entries, key=sort_key)
+        t.partner_id = t.entries[0].partner_id if t.entries else ""
+        t.keys = [sort_key(e) for e in t.entries]
+        used, wrapped = _recording(books)
+        done = fold(new_state(t.partner_id), t.entries, wrapped, recorded=recorded,
+                    snapshot_at=lambda i: i % SNAPSHOT_EVERY == 0)
+        t.state, t.snapshots = done.state, done.snapshots
+        t.used = [used.get(e.entry_id) for e in t.entries]
+        return t
+
+    @property
+    def last(self) -> SortKey | None:
+        return self.keys[-1] if self.keys else None
+
+    def arrive(self, entries: Sequence[LedgerEntry], books: Books) -> Arrival:
+        """Apply entries in the order they arrived; returns what to post and record."""
+        out = Arrival()
+        late: list[LedgerEntry] = []
+        for e in entries:
+            k = sort_key(e)
+            if self.keys and k < self.keys[-1]:
+                if late and _month(late[0]) != _month(e):
+                    self._fold_in(late, books, out)
+                    late = []
+                late.append(e)
+                continue
+            if late:
+                self._fold_in(late, books, out)
+                late = []
+            self._append(e, k, books, out)
+        if late:
+            self._fold_in(late, books, out)
+        return out
+
+    def _append(self, e: LedgerEntry, k: SortKey, books: Books, out: Arrival) -> None:
+        n = len(self.entries)
+        if n % SNAPSHOT_EVERY == 0:
+            self.snapshots[n] = self.state
+        used, wrapped = _recording(books)
+        done = fold(self.state, (e,), wrapped)
+        self.state = done.state
+        out.groups += done.groups
+        out.effects += done.effects
+        out.refused += done.refused
+        self.entries.append(e)
+        self.keys.append(k)
+        self.used.append(used.get(e.entry_id))
+
+    def _fold_in(self, late: list[LedgerEntry], books: Books, out: Arrival) -> None:
+        """Fold the history again from the last snapshot before the earliest late entry."""
+        late = sorted(late, key=sort_key)
+        first = bisect_left(self.keys, sort_key(late[0]))
+        c = max(i for i in self.snapshots if i <= first)
+        base, old = self.snapshots[c], self.entries[c:]
+        recorded = self.state.payouts
+        was_used = dict(zip((e.entry_id for e in old), self.used[c:], strict=True))
+        was = fold(base, old, lambda e: _or_none(was_used[e.entry_id]), recorded=recorded)
+        merged = _merge(old, late)
+        # Late entries are applied for the first time, except a payout run as of a day on
+        # or before a run already applied: that one does nothing (a run never pays twice).
+        last_run = self.state.last_run
+        fresh = frozenset(e.entry_id for e in late if not (
+            isinstance(e.fact, PayoutRunRequested) and last_run is not None
+            and e.fact.as_of <= last_run))
+        used, wrapped = _recording(books)
+        now = fold(base, merged, wrapped, recorded=recorded, fresh=fresh,
+                   snapshot_at=lambda i: (c + i) % SNAPSHOT_EVERY == 0)
+        cause = late[0]
+        when = cause.recorded_at or cause.time
+        before = {e.entry_id: made for e, made in zip(old, was.made, strict=True)}
+        after: dict[str, list[PostingGroup]] = {}
+        new = frozenset(e.entry_id for e in late)
+        for e, made in zip(merged, now.made, strict=True):
+            if e.entry_id in new:
+                out.groups += [replace(g, effective_at=when) for g in made]
+            else:
+                after[e.entry_id] = made
+        corrections = _corrections(cause, late, when, before, after, old)
+        out.groups += corrections
+        out.effects += [x for x in now.effects if x.entry.entry_id in new]
+        out.effects.append(Effect(REFOLDED, cause, detail=f"{len(merged)} entries folded again"))
+        out.refused += [(e, why) for e, why in now.refused if e.entry_id in new]
+        out.refolds += 1
+        out.refolded += len(merged)
+        self.entries[c:] = merged
+        self.keys[c:] = [sort_key(e) for e in merged]
+        self.used[c:] = [used.get(e.entry_id) for e in merged]
+        self.snapshots = {i: s for i, s in self.snapshots.items() if i <= c}
+        self.snapshots.update((c + i, s) for i, s in now.snapshots.items())
+        self.state = now.state
+
+
+def _month(e: LedgerEntry) -> tuple[int, int]:
+    at = e.recorded_at or e.time
+    return at.year, at.month
+
+
+def _or_none(used: Used) -> tuple[PlanBook, Enrollment]:
+    if used is None:
+        raise LookupError("no plan terms for this entry")
+    return used
+
+
+def _recording(books: Books) -> tuple[dict[str, Used], Books]:
+    """books, noting what each entry was accrued with (a later re-fold compares with it)."""
+    used: dict[str, Used] = {}
+
+    def wrapped(e: LedgerEntry) -> tuple[PlanBook, Enrollment]:
+        used[e.entry_id] = None
+        pair = books(e)
+        used[e.entry_id] = pair
+        return pair
+
+    return used, wrapped
+
+
+def _merge(old: list[LedgerEntry], late: list[LedgerEntry]) -> list[LedgerEntry]:
+    out = list(old)
+    keys = [sort_key(e) for e in old]
+    for e in late:  # few, sorted
+        k = sort_key(e)
+        i = bisect_right(keys, k)
+        out.insert(i, e)
+        keys.insert(i, k)
+    return out
+
+
+# --- correction groups ----------------------------------------------------------------------
+
+LegKey = tuple[str, str, str, object]  # account, bucket, currency, available_on
+GroupKey = tuple[str | None, str | None, str, str]  # customer, deal, rule id, rule kind
+
+
+def _nets(groups: Iterable[PostingGroup], into: dict[GroupKey, dict[LegKey, Decimal]],
+          sign: int) -> None:
+    for g in groups:
+        x = g.explanation
+        legs = into.setdefault((g.customer_id, g.deal_id, x.rule_id, x.rule_kind), {})
+        for leg in g.legs:
+            k = (leg.account, leg.bucket, leg.amount.currency, leg.available_on)
+            legs[k] = legs.get(k, 0) + sign * leg.amount.amount
+
+
+def _corrections(cause: LedgerEntry, late: list[LedgerEntry], when: datetime,
+                 before: dict[str, list[PostingGroup]], after: dict[str, list[PostingGroup]],
+                 old: list[LedgerEntry]) -> list[PostingGroup]:
+    """One group per (customer, rule) whose net the re-fold changed: the difference, legs
+    balancing because each original group balanced. Its sentence names the entries whose
+    figures changed, their figures before and after, and the late fact."""
+    diff: dict[GroupKey, dict[LegKey, Decimal]] = {}
+    changed: dict[GroupKey, list[LedgerEntry]] = {}
+    for e in old:
+        was, now = before[e.entry_id], after[e.entry_id]
+        if _same(was, now):
+            continue
+        mine: dict[GroupKey, dict[LegKey, Decimal]] = {}
+        _nets(now, mine, 1)
+        _nets(was, mine, -1)
+        for key, legs in mine.items():
+            if any(legs.values()):
+                changed.setdefault(key, []).append(e)
+                into = diff.setdefault(key, {})
+                for k, a in legs.items():
+                    into[k] = into.get(k, 0) + a
+    why = _late_text(late)
+    out: list[PostingGroup] = []
+    for n, (key, legs) in enumerate(sorted(diff.items(), key=lambda kv: tuple(map(str, kv[0])))):
+        legs = {k: a for k, a in legs.items() if a}
+        if not legs:
+            continue
+        customer, deal, rule_id, kind = key
+        made = tuple(make_leg(acct, bucket, make_money(a, cur), on)
+                     for (acct, bucket, cur, on), a in sorted(legs.items(), key=_leg_order))
+        sentence = (f"Correction of {_entries_text(changed[key], rule_id)}: "
+                    f"{_figures_text(legs)}; {why}")
+        out.append(make_group(
+            f"{cause.entry_id}:correction:{n}", cause.entry_id, cause.journal_seq,
+            cause.event_id, cause.fact.type, when, cause.partner_id, customer, deal,
+            make_explanation(rule_id, kind, sentence, None, None, None, None, None, None, None),
+            made))
+    return out
+
+
+def _same(a: list[PostingGroup], b: list[PostingGroup]) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(x.legs == y.legs and x.customer_id == y.customer_id
+               and x.explanation.rule_id == y.explanation.rule_id for x, y in zip(a, b))
+
+
+def _leg_order(item: tuple[LegKey, Decimal]) -> tuple[str, ...]:
+    return tuple(map(str, item[0]))
+
+
+def _entries_text(entries: list[LedgerEntry], rule_id: str) -> str:
+    names = [f"{e.fact.type} {e.customer_id or e.event_id} of {e.time.date().isoformat()}"
+             for e in entries[:3]]
+    more = f" and {len(entries) - 3} more" if len(entries) > 3 else ""
+    return f"{', '.join(names)}{more} (rule {rule_id})"
+
+
+def _figures_text(legs: dict[LegKey, Decimal]) -> str:
+    parts = []
+    for (acct, bucket, cur, on), a in sorted(legs.items(), key=_leg_order):
+        if acct.startswith("partner:"):
+            due = f" due {on.isoformat()}" if on is not None else ""  # type: ignore[attr-defined]
+            parts.append(f"{bucket}{due} {'+' if a > 0 else ''}{round_money(a, cur):,f} {cur}")
+    return ", ".join(parts) or "company side only"
+
+
+def _late_text(late: list[LedgerEntry]) -> str:
+    first = late[0]
+    what = f"{first.fact.type} {first.event_id} of {first.time.date().isoformat()}"
+    if len(late) > 1:
+        what += f" and {len(late) - 1} more"
+    return f"{what} was recorded late"

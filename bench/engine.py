@@ -22,15 +22,13 @@ from typing import Any
 
 from bench.expected import attribute, fold
 from bench.programme import generate
-from trailpay.core.plans import Enrolled
-from trailpay.adapters.rebuild_worker import Books
-from trailpay.core.plans import Enrollment, PlanHistory, parse_plan
+from trailpay.core.plans import Books, Enrolled, Enrollment, PlanHistory, parse_plan
 
 
 def books_for(prog) -> Books:
-    """Plan and enrolments as if journaled (seq 0) before every event."""
+    """The programme's plan and its partners' enrolments (each their first: from the start)."""
     plan = parse_plan(prog.plan)
-    return Books({plan.plan_id: PlanHistory(plan.plan_id, [(0, plan)])},
+    return Books({plan.plan_id: PlanHistory(plan.plan_id, [plan]).book},
                  {p: [Enrolled(0, Enrollment(p, t, plan.plan_id, {}))] for p, t in prog.partners})
 
 

@@ -2,7 +2,8 @@
 
 No database, no Kafka: CloudEvents `data` becomes facts (core.facts), facts are
 attributed to partners (core.attribution) and folded by `accrue` in the journal
-order the live run produced. The live `balances` table must equal this to the cent.
+defined order (core.fold.fold_partners). The live `balances` table must equal this to
+the cent, whatever order the live run received the events in.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from trailpay.adapters.rebuild_worker import Books
-from trailpay.core.postings import BalanceKey, add_partner_legs
-from trailpay.core.accrual import AccrualError, accrue, new_state
 from trailpay.core.attribution import Customer, customer_after, entries_for, partners_of
 from trailpay.core.facts import DealClosed, fact_from_data
+from trailpay.core.fold import fold_partners
 from trailpay.core.journal import LedgerEntry
-from trailpay.core.plans import PlanError
+from trailpay.core.plans import Books
+from trailpay.core.postings import BalanceKey, add_partner_legs
 
 
 def attribute(events: Iterable[tuple[int, dict[str, Any]]]) -> list[LedgerEntry]:
@@ -47,18 +47,12 @@ def attribute(events: Iterable[tuple[int, dict[str, Any]]]) -> list[LedgerEntry]
 
 def fold(entries: Iterable[LedgerEntry], books: Books
          ) -> tuple[dict[BalanceKey, Decimal], int, int]:
-    """(balances, applied, refused) of the entries folded from empty partner states."""
-    states: dict[str, Any] = {}
+    """(balances, applied, refused) of the defined fold (design §4): each partner's entries
+    sorted by (event time, source, id), folded from nothing (core.fold.fold_partners)."""
     totals: dict[BalanceKey, Decimal] = {}
     applied = refused = 0
-    for e in entries:
-        try:
-            book, enrollment = books.at(e.partner_id, e.journal_seq)
-            groups, states[e.partner_id] = accrue(
-                states.get(e.partner_id) or new_state(e.partner_id), e, book, enrollment)
-        except (AccrualError, PlanError, LookupError):
-            refused += 1
-            continue
-        applied += 1
-        add_partner_legs(totals, groups)
+    for folded in fold_partners(entries, books).values():
+        applied += len(folded.made) - len(folded.refused)
+        refused += len(folded.refused)
+        add_partner_legs(totals, folded.groups)
     return totals, applied, refused

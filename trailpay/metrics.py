@@ -29,6 +29,11 @@ PAYOUTS = Counter(
     "Payouts created (in_payout) and settled (paid, failed), by status and currency",
     ["status", "currency"])
 DISPUTES = Counter("trailpay_disputes_total", "Disputes opened and resolved", ["event"])
+REFOLDS = Counter(
+    "trailpay_refolds_total",
+    "Times a partner's history folded again because a late entry sorted before it")
+REFOLDED_ENTRIES = Counter(
+    "trailpay_refolded_entries_total", "Entries folded again for late entries, in all")
 CONSUMER_LAG = Gauge(
     "trailpay_consumer_lag", "Messages behind the high-water mark", ["consumer", "topic", "partition"])
 BATCH_SIZE = Histogram(

@@ -1,46 +1,26 @@
-"""The accrual's batch handler: ledger entries -> plan engine -> postings and balances.
+"""The accrual's batch handler: ledger entries -> partner timelines -> postings and effects.
 
-Progress (accrual_applied), postings, balances, partner state, the payouts and
-disputes projections and the payout.requested outbox rows commit in one
-transaction, so a consumer killed at any instant neither loses nor doubles an
-entry; idempotency is keyed on entry_id, never on broker offsets.
+Entries are claimed (accrual_applied) in journal order, which is the order they arrive at
+their partners' timelines; a late one folds its partner's history again (core.timeline).
+Progress, postings, balances, partner state, the payouts and disputes projections and the
+payout.requested outbox rows commit in one transaction (trailpay.adapters.posting_store).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from trailpay import metrics
-from trailpay.adapters import dead_letters, payout_store
-from trailpay.adapters.copy_text import day, number, stamp, text
+from trailpay.adapters import dead_letters, payout_store, posting_store
 from trailpay.adapters.db import raw
-from trailpay.adapters.fastjson import entry_json
 from trailpay.adapters.dead_letters import DeadLetter
+from trailpay.adapters.fastjson import entry_json
 from trailpay.adapters.plan_store import PlanCache
-from trailpay.core.plans import enrollment_at
 from trailpay.adapters.state_store import StateStore
-from trailpay.core.accrual import AccrualError, accrue
 from trailpay.core.journal import LedgerEntry
-from trailpay.core.money import MoneyError
-from trailpay.core.plans import PlanError
-from trailpay.core.postings import (
-    COMPANY_ACCOUNT, BalanceKey, MonthKey, PostingGroup, add_partner_legs,
-)
-
-BALANCE_KEYS = ("partner_id", "currency", "bucket", "available_on")
-MONTH_KEYS = ("partner_id", "month", "currency", "bucket", "available_on")
-# The COPY's column order: what a posting group's legs share, then each leg's own.
-POSTING_COLUMNS = (
-    "group_id", "entry_id", "journal_seq", "event_id", "event_type", "effective_at",
-    "partner_id", "customer_id", "deal_id", "rule_id", "rule_kind", "plan_id", "plan_version",
-    "base", "rate", "multiplier", "share", "unrounded", "explanation",
-    "leg", "account", "bucket", "currency", "amount", "available_on",
-)
+from trailpay.core.postings import PostingGroup
 
 
 @dataclass
@@ -50,88 +30,13 @@ class ApplyReport:
     groups: list[PostingGroup] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     messages: int = 0  # payout.requested queued in the outbox
+    refolds: int = 0
 
 
-def posting_copy(groups: list[PostingGroup]) -> bytes:
-    """The groups' legs as COPY text (POSTING_COLUMNS), one line a leg: the columns a
-    group's legs share are formatted once, then each leg adds its own six. (Buckets are
-    the core's own constants, with nothing to escape.)"""
-    lines: list[str] = []
-    add = lines.append
-    for g in groups:
-        x = g.explanation
-        shared = (
-            f"{text(g.group_id)}\t{text(g.entry_id)}\t{g.journal_seq}\t{text(g.event_id)}\t"
-            f"{text(g.event_type)}\t{stamp(g.effective_at)}\t{text(g.partner_id)}\t"
-            f"{text(g.customer_id)}\t{text(g.deal_id)}\t{text(x.rule_id)}\t{text(x.rule_kind)}\t"
-            f"{text(x.plan_id)}\t{number(x.plan_version)}\t{number(x.base)}\t{number(x.rate)}\t"
-            f"{number(x.multiplier)}\t{number(x.share)}\t{number(x.unrounded)}\t"
-            f"{text(x.sentence)}\t")
-        for n, leg in enumerate(g.legs):
-            m = leg.amount
-            add(f"{shared}{n}\t{text(leg.account)}\t{leg.bucket}\t{text(m.currency)}\t"
-                f"{m.amount}\t{day(leg.available_on)}\n")
-    return "".join(lines).encode()
-
-
-async def _posting_chunks(groups: list[PostingGroup], size: int = 500
-                          ) -> AsyncIterator[bytes]:
-    for start in range(0, len(groups), size):
-        yield posting_copy(groups[start:start + size])
-
-
-async def _claim(conn: AsyncConnection, entries: list[LedgerEntry]) -> set[str]:
-    """Record entries as applied; returns those not applied before (the fresh ones).
-    The caller holds the entries' partners' locks, so no other writer claims them between
-    the lookup and the COPY (which is 1.25x the rows/s of INSERT ... ON CONFLICT here)."""
-    pg = await raw(conn)
-    seen = {r[0] for r in await pg.fetch(
-        "SELECT entry_id FROM accrual_applied WHERE entry_id = ANY($1::text[])",
-        [e.entry_id for e in entries])}
-    fresh = [e for e in entries if e.entry_id not in seen]
-    if fresh:
-        await pg.copy_records_to_table(
-            "accrual_applied", columns=("entry_id", "partner_id", "journal_seq"),
-            records=[(e.entry_id, e.partner_id, e.journal_seq) for e in fresh])
-    return {e.entry_id for e in fresh}
-
-
-async def _upsert(pg, table: str, keys: tuple[str, ...], types: tuple[str, ...],
-                  delta: dict[tuple, Decimal]) -> None:
-    """Add amounts to a projection's rows, creating the missing ones; keys in sorted order,
-    so concurrent batches lock rows in one order. The amounts travel as text, as the
-    posting legs do (copy_text: asyncpg's numeric encoder is the slow part)."""
-    rows = sorted(delta)
-    cols = ", ".join(keys)
-    await pg.execute(
-        f"INSERT INTO {table} AS b ({cols}, amount) SELECT * FROM unnest("
-        + ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, 1))
-        + f", ${len(types) + 1}::text[]::numeric[]) "
-        f"ON CONFLICT ({cols}) DO UPDATE SET amount = b.amount + EXCLUDED.amount",
-        *([k[i] for k in rows] for i in range(len(keys))), [str(delta[k]) for k in rows])
-
-
-async def _write(conn: AsyncConnection, groups: list[PostingGroup]) -> None:
-    pg = await raw(conn)
-    if not groups:
-        return
-    # COPY text, not binary: a third of the client's cost a leg (trailpay.adapters.copy_text).
-    # Chunks from an async iterable: a file object would be read through a thread pool (its
-    # threads' malloc arenas held 120 MiB more per accrual process), and one buffer for
-    # the whole batch peaks at a few MB of short-lived strings.
-    await pg.copy_to_table("postings", source=_posting_chunks(groups), columns=POSTING_COLUMNS,
-                           format="text")
-    totals: dict[BalanceKey, Decimal] = {}
-    months: dict[MonthKey, Decimal] = {}
-    add_partner_legs(totals, groups, months)
-    counted: Counter[tuple[str, str]] = Counter(
-        (g.explanation.rule_kind, leg.bucket)
-        for g in groups for leg in g.legs if leg.account != COMPANY_ACCOUNT)
-    for (kind, bucket), n in counted.items():
-        metrics.POSTINGS.labels(kind, bucket).inc(n)
-    await _upsert(pg, "balances", BALANCE_KEYS, ("text", "text", "text", "date"), totals)
-    await _upsert(pg, "balance_months", MONTH_KEYS, ("text", "date", "text", "text", "date"),
-                  months)
+def _dead_letter(e: LedgerEntry, reason: str) -> DeadLetter:
+    return DeadLetter(stage="accrual", reason=f"not accrued: {reason}",
+                      payload=entry_json(e).decode(), source=e.source, event_id=e.event_id,
+                      type=e.fact.type)
 
 
 async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[LedgerEntry],
@@ -142,52 +47,47 @@ async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[Ledg
     changes = payout_store.Changes()
     unique = list({e.entry_id: e for e in entries}.values())  # a redelivery may repeat one
     unique.sort(key=lambda e: e.journal_seq)
-    async with engine.begin() as conn:
-        pg = await raw(conn)
-        # One writer per partner at a time, even while a rebalance hands partitions over:
-        # take the partners' locks (in a fixed order) before claiming or reading state.
-        await pg.execute("SELECT pg_advisory_xact_lock(hashtext(p)) FROM "
-                         "unnest($1::text[]) AS p ORDER BY p",
-                         sorted({e.partner_id for e in unique}))
-        fresh_ids = await _claim(conn, unique)
-        fresh = [e for e in unique if e.entry_id in fresh_ids]
-        report.skipped = len(entries) - len(fresh)
-        if not fresh:
-            return report
-        partner_ids = sorted({e.partner_id for e in fresh})
-        loaded = await store.load(pg, partner_ids)
-        states = {p: x.state for p, x in loaded.items()}
-        enrollments = await plans.enrollments(conn, partner_ids)
-        applied: Counter[str] = Counter()  # entries applied per partner in this batch
-        dead_ids: list[str] = []
-        for e in fresh:
-            state = states[e.partner_id]
-            try:
-                enrollment = enrollment_at(enrollments.get(e.partner_id, []), e.journal_seq)
-                book = plans.book(enrollment.plan_id, e.journal_seq)
-                before, (groups, state) = state, accrue(state, e, book, enrollment)
-            except (AccrualError, PlanError, LookupError, MoneyError) as exc:
-                reason = getattr(exc, "reason", None) or str(exc)
-                report.dead.append(DeadLetter(
-                    stage="accrual", reason=f"not accrued: {reason}",
-                    payload=entry_json(e).decode(), source=e.source,
-                    event_id=e.event_id, type=e.fact.type))
-                dead_ids.append(e.entry_id)
-                continue
-            states[e.partner_id] = state
-            if isinstance(e.fact, payout_store.PROJECTED):
-                changes.note(e, before, state, groups)
-            applied[e.partner_id] += 1
-            report.groups.extend(groups)
-            report.applied += 1
-        after = {p: (states[p], n) for p, n in applied.items()}
-        await _write(conn, report.groups)
-        await store.save(pg, loaded, after)
-        report.messages = await payout_store.write(conn, changes, payouts_topic)
-        if dead_ids:
-            await pg.execute("UPDATE accrual_applied SET outcome = 'dead_letter' "
-                             "WHERE entry_id = ANY($1::text[])", dead_ids)
-        await dead_letters.record(conn, report.dead)
-    store.committed(loaded, after)
+    partner_ids = sorted({e.partner_id for e in unique})
+    try:
+        async with engine.begin() as conn:
+            await posting_store.lock_partners(conn, partner_ids)
+            fresh_ids = await posting_store.claim(conn, unique)
+            fresh = [e for e in unique if e.entry_id in fresh_ids]
+            report.skipped = len(entries) - len(fresh)
+            if not fresh:
+                return report
+            arriving: dict[str, list[LedgerEntry]] = {}
+            for e in fresh:
+                arriving.setdefault(e.partner_id, []).append(e)
+            ids = sorted(arriving)
+            pg = await raw(conn)
+            loaded = await store.load(pg, ids)
+            books = await plans.books(conn, ids)
+            behind = [p for p in ids if loaded[p].timeline.needs_history(arriving[p])]
+            if behind:
+                await store.read_history(pg, loaded, behind, books, fresh_ids)
+            applied: dict[str, int] = {}
+            dead_ids: list[str] = []
+            for p in ids:
+                arrival = loaded[p].timeline.arrive(arriving[p], books)
+                report.groups += arrival.groups
+                changes.note(arrival.effects)
+                report.refolds += arrival.refolds
+                metrics.REFOLDED_ENTRIES.inc(arrival.refolded)
+                for e, reason in arrival.refused:
+                    report.dead.append(_dead_letter(e, reason))
+                    dead_ids.append(e.entry_id)
+                applied[p] = len(arriving[p])
+            report.applied = len(fresh) - len(dead_ids)
+            await posting_store.write(conn, report.groups)
+            await store.save(pg, loaded, applied)
+            report.messages = await payout_store.write(conn, changes, payouts_topic)
+            await posting_store.mark_dead(conn, dead_ids)
+            await dead_letters.record(conn, report.dead)
+    except BaseException:
+        store.forget(partner_ids)  # their timelines moved on; the database did not
+        raise
+    store.committed(loaded, applied)
+    metrics.REFOLDS.inc(report.refolds)
     payout_store.observe(changes)
     return report

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.accrual.apply import POSTING_COLUMNS, _write
+from trailpay.adapters.posting_store import POSTING_COLUMNS, write as _write
 from tests.integration.helpers import uid
 from trailpay.adapters import journal_store
 from trailpay.adapters.db import raw

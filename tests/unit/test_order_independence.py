@@ -64,7 +64,7 @@ def deliver(entries: list[LedgerEntry], cuts: list[int]):
     timelines: dict[str, Timeline] = {}
     posted = []
     bounds = [0, *sorted(set(cuts)), len(entries)]
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in zip(bounds, bounds[1:], strict=False):
         by_partner: dict[str, list[LedgerEntry]] = defaultdict(list)
         for e in entries[a:b]:
             by_partner[e.partner_id].append(e)

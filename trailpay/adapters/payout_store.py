@@ -8,7 +8,7 @@ does not name its partner.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -24,9 +24,10 @@ from trailpay.core.facts import (
 )
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.money import round_money
-from trailpay.core.payouts import changed_payouts
-from trailpay.core.postings import PostingGroup
-from trailpay.core.state import PartnerState, Payout
+from trailpay.core.effects import (
+    DISPUTE_OPENED, DISPUTE_RESOLVED, PAYOUT_CREATED, PAYOUT_SETTLED, Effect,
+)
+from trailpay.core.state import Payout
 
 M = TypeVar("M")
 CONFIRMATIONS = (PayoutConfirmed, PayoutFailed)
@@ -83,18 +84,20 @@ class Changes:
     opened: list[LedgerEntry] = field(default_factory=list)
     resolved: list[tuple[LedgerEntry, str | None]] = field(default_factory=list)
 
-    def note(self, entry: LedgerEntry, before: PartnerState, after: PartnerState,
-             groups: Sequence[PostingGroup]) -> None:
-        """Record what an applied entry changed (call only for PROJECTED facts)."""
-        for payout, new in changed_payouts(before, after):
-            (self.created if new else self.settled).append((entry, payout))
-        fact = entry.fact
-        if isinstance(fact, DisputeOpened) and fact.dispute_id not in before.disputes:
-            self.opened.append(entry)
-        elif isinstance(fact, DisputeResolved):
-            adjustment = next((g.group_id for g in groups if g.explanation.rule_id == "dispute"),
-                              None)
-            self.resolved.append((entry, adjustment))
+    def note(self, effects: Iterable[Effect]) -> None:
+        """Record what the engine said applied entries did to payouts and disputes."""
+        for x in effects:
+            if x.kind == PAYOUT_CREATED:
+                self.created.append((x.entry, x.payout))
+            elif x.kind == PAYOUT_SETTLED:
+                self.settled.append((x.entry, x.payout))
+            elif x.kind == DISPUTE_OPENED:
+                self.opened.append(x.entry)
+            elif x.kind == DISPUTE_RESOLVED:
+                self.resolved.append((x.entry, x.group_id))
+
+    def __bool__(self) -> bool:
+        return bool(self.created or self.settled or self.opened or self.resolved)
 
 
 def _requested(entry: LedgerEntry, p: Payout, payment: Any) -> dict[str, Any]:

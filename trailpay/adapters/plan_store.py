@@ -2,8 +2,9 @@
 
 Publishing a plan version or enrolling a partner appends a command to the
 journal (stream "gateway") and updates the projection in the same
-transaction. The accrual service reads them back "as of" a journal sequence,
-so a replay sees exactly the plans and enrolments that live processing saw.
+transaction. The accrual reads every version of a plan (a version applies to the
+facts dated in its effective period, whenever they arrive: design §4) and each
+partner's enrolments with the time each took effect.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from trailpay.adapters.db import raw
 from trailpay.adapters.journal_store import JournalRecord
 from trailpay.core.journal import body_hash
 from trailpay.core.plans import (
-    Enrolled, Enrollment, PlanBook, PlanError, PlanHistory, PlanVersion, check_overrides,
+    Books, Enrolled, Enrollment, PlanError, PlanHistory, PlanVersion, check_overrides,
     parse_plan,
 )
 
@@ -120,6 +121,34 @@ async def enroll_partner(conn: AsyncConnection, partner_id: str, type_: str, pla
     return True, seq
 
 
+async def load_enrollments(conn: AsyncConnection, partner_ids: list[str] | None = None
+                           ) -> dict[str, list[Enrolled]]:
+    """Partners' enrolments in journal order, each with the time it took effect (the
+    command's time; a partner's first enrolment covers everything before it too)."""
+    pg = await raw(conn)
+    rows = await pg.fetch(
+        "SELECT e.partner_id, e.journal_seq, e.type, e.plan_id, e.overrides::text, "
+        "j.effective_at FROM partner_enrollments e JOIN journal j ON j.seq = e.journal_seq "
+        "WHERE $1::text[] IS NULL OR e.partner_id = ANY($1::text[]) "
+        "ORDER BY e.partner_id, e.journal_seq", partner_ids)
+    out: dict[str, list[Enrolled]] = {}
+    for r in rows:
+        history = out.setdefault(r[0], [])
+        history.append(Enrolled(r[1], Enrollment(
+            partner_id=r[0], type=r[2], plan_id=r[3], overrides=orjson.loads(r[4])),
+            r[5] if history else None))
+    return out
+
+
+async def load_books(conn: AsyncConnection) -> Books:
+    """Every plan version and every enrolment (the rebuild's books)."""
+    pg = await raw(conn)
+    plans: dict[str, PlanHistory] = {}
+    for r in await pg.fetch("SELECT plan_id, document::text FROM plan_versions"):
+        plans.setdefault(r[0], PlanHistory(r[0])).add(parse_plan(orjson.loads(r[1])))
+    return Books({p: h.book for p, h in plans.items()}, await load_enrollments(conn))
+
+
 class PlanCache:
     """Parsed plan versions (immutable, so cached forever) and per-batch enrolments."""
 
@@ -127,38 +156,24 @@ class PlanCache:
         self._plans: dict[str, PlanHistory] = {}
         self._loaded: set[tuple[str, int]] = set()
 
-    async def enrollments(self, conn: AsyncConnection,
-                          partner_ids: list[str]) -> dict[str, list[Enrolled]]:
-        pg = await raw(conn)
-        rows = await pg.fetch(
-            "SELECT partner_id, journal_seq, type, plan_id, overrides::text "
-            "FROM partner_enrollments WHERE partner_id = ANY($1::text[]) "
-            "ORDER BY partner_id, journal_seq", partner_ids)
-        out: dict[str, list[Enrolled]] = {}
-        for r in rows:
-            out.setdefault(r[0], []).append(Enrolled(r[1], Enrollment(
-                partner_id=r[0], type=r[2], plan_id=r[3], overrides=orjson.loads(r[4]))))
-        await self.refresh(conn, sorted({e.enrollment.plan_id for h in out.values() for e in h}))
-        return out
+    async def books(self, conn: AsyncConnection, partner_ids: list[str]) -> Books:
+        """The books for a batch: these partners' enrolments and all their plans' versions."""
+        enrollments = await load_enrollments(conn, partner_ids)
+        await self.refresh(conn, sorted({e.enrollment.plan_id for h in enrollments.values()
+                                         for e in h}))
+        return Books({p: h.book for p, h in self._plans.items()}, enrollments)
 
     async def refresh(self, conn: AsyncConnection, plan_ids: list[str]) -> None:
         pg = await raw(conn)
         rows = await pg.fetch(
-            "SELECT plan_id, version, journal_seq FROM plan_versions WHERE plan_id = ANY($1::text[])",
+            "SELECT plan_id, version FROM plan_versions WHERE plan_id = ANY($1::text[])",
             plan_ids)
         missing = [(r[0], r[1]) for r in rows if (r[0], r[1]) not in self._loaded]
         for plan_id, version in missing:
-            doc, seq = await pg.fetchrow(
-                "SELECT document::text, journal_seq FROM plan_versions "
-                "WHERE plan_id = $1 AND version = $2", plan_id, version)
+            doc = await pg.fetchval(
+                "SELECT document::text FROM plan_versions WHERE plan_id = $1 AND version = $2",
+                plan_id, version)
             history = self._plans.get(plan_id) or self._plans.setdefault(plan_id,
                                                                           PlanHistory(plan_id))
-            history.add(seq, parse_plan(orjson.loads(doc)))
+            history.add(parse_plan(orjson.loads(doc)))
             self._loaded.add((plan_id, version))
-
-    def book(self, plan_id: str, journal_seq: int) -> PlanBook:
-        """The plan's versions published before this entry was journaled."""
-        history = self._plans.get(plan_id)
-        if history is None:
-            raise LookupError(f"plan {plan_id!r} had no published version for this event")
-        return history.book_before(journal_seq)

@@ -1,7 +1,8 @@
 """Rebuild: replay the journal's attributed entries into fresh projections, in memory.
 
-The same fold the accrual service runs (`accrue`, with the plans and enrolments
-in force at each entry's journal sequence), in journal order, from nothing.
+The same partner timelines the accrual service runs (core.timeline), fed the
+entries in the order the accrual applied them, from nothing: late entries fold
+the same histories again and post the same corrections, in the same months.
 Partners are independent (each has its own state), so the fold can be split by
 partner across processes without changing a cent. The result is compared with
 the live `balances` table: design §4, "a rebuild must equal the live projection
@@ -13,34 +14,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trailpay.adapters.db import raw
-from trailpay.adapters.rebuild_worker import (
-    SHARD_SQL, Books, FoldResult, fold, fold_shard,
-)
-from trailpay.core.plans import Enrolled, Enrollment, PlanHistory, parse_plan
+from trailpay.adapters.plan_store import load_books
+from trailpay.adapters.rebuild_worker import SHARD_SQL, FoldResult, fold, fold_shard
+from trailpay.core.plans import Books
 from trailpay.core.postings import BalanceKey, MonthKey
-
-
-async def load_books(conn: AsyncConnection) -> Books:
-    pg = await raw(conn)
-    plans: dict[str, PlanHistory] = {}
-    for r in await pg.fetch("SELECT plan_id, journal_seq, document::text FROM plan_versions "
-                            "ORDER BY journal_seq"):
-        plans.setdefault(r[0], PlanHistory(r[0])).add(r[1], parse_plan(orjson.loads(r[2])))
-    enrollments: dict[str, list[Enrolled]] = defaultdict(list)
-    for r in await pg.fetch("SELECT partner_id, journal_seq, type, plan_id, overrides::text "
-                            "FROM partner_enrollments ORDER BY partner_id, journal_seq"):
-        enrollments[r[0]].append(Enrolled(r[1], Enrollment(
-            partner_id=r[0], type=r[2], plan_id=r[3], overrides=orjson.loads(r[4]))))
-    return Books(plans, dict(enrollments))
 
 
 def fold_parallel(dsn: str, snapshot: str, books: Books, workers: int) -> FoldResult:
@@ -119,7 +103,8 @@ async def rebuild(conn: AsyncConnection, check: bool = False, workers: int | Non
     pg = await raw(conn)
     books = await load_books(conn)
     entries, events = await pg.fetchrow(
-        "SELECT count(*), count(DISTINCT journal_seq) FROM ledger_entries")
+        "SELECT count(*), count(DISTINCT e.journal_seq) FROM ledger_entries e "
+        "JOIN accrual_applied a ON a.entry_id = e.entry_id")
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if workers <= 1 or entries < parallel_from:
         result = fold([r[0] for r in await pg.fetch(SHARD_SQL, 1, 0)], books)

@@ -14,28 +14,10 @@ from typing import Any
 
 import orjson
 
-from trailpay.core.accrual import AccrualError, accrue, new_state
 from trailpay.core.attribution import entry_from_dict
-from trailpay.core.plans import (
-    Enrolled, Enrollment, PlanBook, PlanError, PlanHistory, enrollment_at,
-)
+from trailpay.core.plans import Books
 from trailpay.core.postings import BalanceKey, MonthKey, add_partner_legs
-
-
-@dataclass
-class Books:
-    """Plan histories and enrolment histories, each with the journal seqs that published them."""
-
-    plans: dict[str, PlanHistory]
-    enrollments: dict[str, list[Enrolled]]
-
-    def at(self, partner_id: str, journal_seq: int) -> tuple[PlanBook, Enrollment]:
-        """The plan book and enrolment an entry at this journal seq was (or would be) accrued with."""
-        enrollment = enrollment_at(self.enrollments.get(partner_id, []), journal_seq)
-        history = self.plans.get(enrollment.plan_id)
-        if history is None:
-            raise LookupError(f"plan {enrollment.plan_id!r} had no published version for this event")
-        return history.book_before(journal_seq), enrollment
+from trailpay.core.timeline import Timeline
 
 
 @dataclass
@@ -49,29 +31,30 @@ class FoldResult:
 
 
 def fold(payloads: Iterable[bytes | str | dict[str, Any]], books: Books) -> FoldResult:
-    """Fold attributed entries (ledger_entries payloads, in journal order) from empty states."""
+    """Replay applied entries (ledger_entries payloads, in the order the accrual applied
+    them) through the partners' timelines, exactly as the accrual service did: the same
+    late entries fold the same histories again and post the same corrections."""
     out = FoldResult()
-    states: dict[str, Any] = {}
+    timelines: dict[str, Timeline] = {}
     for payload in payloads:
         d = payload if isinstance(payload, dict) else orjson.loads(payload)
         e = entry_from_dict(d)
         out.entries += 1
-        try:
-            book, enrollment = books.at(e.partner_id, e.journal_seq)
-            groups, states[e.partner_id] = accrue(
-                states.get(e.partner_id) or new_state(e.partner_id), e, book, enrollment)
-        except (AccrualError, PlanError, LookupError):
-            out.refused += 1  # the live service dead-letters these: nothing posts
-            continue
-        out.applied += 1
-        out.groups += len(groups)
-        add_partner_legs(out.balances, groups, out.months)
+        t = timelines.get(e.partner_id)
+        if t is None:
+            t = timelines[e.partner_id] = Timeline(e.partner_id)
+        arrival = t.arrive((e,), books)
+        out.refused += len(arrival.refused)  # the live service dead-letters these
+        out.applied += 1 - len(arrival.refused)
+        out.groups += len(arrival.groups)
+        add_partner_legs(out.balances, arrival.groups, out.months)
     return out
 
 
-SHARD_SQL = ("SELECT payload::text FROM ledger_entries "
-             "WHERE ($1::int = 1 OR (hashtext(partner_id) & 2147483647) % $1 = $2) "
-             "ORDER BY journal_seq, id")
+SHARD_SQL = ("SELECT e.payload::text FROM ledger_entries e "
+             "JOIN accrual_applied a ON a.entry_id = e.entry_id "
+             "WHERE ($1::int = 1 OR (hashtext(e.partner_id) & 2147483647) % $1 = $2) "
+             "ORDER BY a.applied_order")
 
 
 async def _fetch_shard(dsn: str, snapshot: str, shard: int, shards: int) -> list[str]:

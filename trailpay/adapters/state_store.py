@@ -17,31 +17,45 @@ from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from trailpay.adapters.fastjson import dumps
-from trailpay.core.state import PartnerState, new_state, state_from_json
+from trailpay.core.attribution import entry_from_dict
+from trailpay.core.fold import Books
+from trailpay.core.journal import SortKey
+from trailpay.core.state import PartnerState, state_from_json
+from trailpay.core.timeline import Timeline
 
 
 @dataclass(slots=True)
 class Loaded:
-    """A partner's state as read at the start of a batch, and its entries count then."""
+    """A partner's timeline as at the start of a batch, its state then and its entries
+    count then (the timeline itself moves on as the batch's entries arrive)."""
 
     entries: int
+    timeline: Timeline
     state: PartnerState
 
 
-def partner_part(state: PartnerState) -> str:
+def partner_part(state: PartnerState, last: SortKey | None = None) -> str:
     """The partner-level JSON (everything but the customer books): state_to_json's partner
-    part, written by orjson from the containers themselves (fastjson)."""
+    part, written by orjson from the containers themselves (fastjson), and the sort key of
+    the last entry applied (a later entry that sorts before it is late: timeline.py)."""
     return dumps({
         "partner_id": state.partner_id, "customers": {}, "pending": state.pending,
         "payable": state.payable, "comarketing": state.comarketing, "payouts": state.payouts,
         "last_run": state.last_run, "disputes": state.disputes,
-        "payable_changes": state.payable_changes,
+        "payable_changes": state.payable_changes, "last_key": last,
     }).decode()
+
+
+def _key(doc: Any) -> SortKey | None:
+    if not doc:
+        return None
+    return (datetime.fromisoformat(doc[0]), doc[1], doc[2])
 
 
 def book_parts(state: PartnerState, customer_ids: list[str]) -> dict[str, str]:
@@ -56,7 +70,7 @@ def changed_books(before: PartnerState, after: PartnerState) -> list[str]:
 
 
 class StateStore:
-    """Load and save partner states for a batch; keeps up to `capacity` partners in memory."""
+    """Load and save partner timelines for a batch; keeps up to `capacity` in memory."""
 
     def __init__(self, capacity: int = 50_000) -> None:
         self.capacity = capacity
@@ -73,9 +87,10 @@ class StateStore:
         for pid in partner_ids:
             kept = self._memory.get(pid)
             if pid not in counts:
-                out[pid] = Loaded(0, new_state(pid))
+                t = Timeline(pid)
+                out[pid] = Loaded(0, t, t.state)
             elif kept is not None and kept.entries == counts[pid]:
-                out[pid] = kept
+                out[pid] = Loaded(kept.entries, kept.timeline, kept.timeline.state)
             else:
                 stale.append(pid)
         if stale:
@@ -90,12 +105,37 @@ class StateStore:
             for pid, entries, text in parts:
                 doc = orjson.loads(text)
                 doc["customers"] = books.get(pid, {})
-                out[pid] = Loaded(entries, state_from_json(doc))
+                state = state_from_json(doc)
+                out[pid] = Loaded(entries, Timeline(pid, state, _key(doc.get("last_key"))), state)
         return out
 
-    async def save(self, pg: Any, loaded: dict[str, Loaded],
-                   after: dict[str, tuple[PartnerState, int]]) -> None:
-        """Write the partners' new states (after: partner -> (state, entries applied))."""
+    async def read_history(self, pg: Any, loaded: dict[str, Loaded], partner_ids: list[str],
+                           books: Books, skip: set[str]) -> None:
+        """Replace resumed timelines by whole ones, folded from every entry applied to the
+        partners (but the `skip`ped ones, this batch's own): a late entry sorts before what
+        they hold in memory. Slow (one read of the partners' entries), and only after a
+        restart or an eviction."""
+        rows = await pg.fetch(
+            "SELECT e.partner_id, e.payload FROM ledger_entries e "
+            "JOIN accrual_applied a ON a.entry_id = e.entry_id "
+            "WHERE e.partner_id = ANY($1::text[])", partner_ids)
+        entries: dict[str, list[Any]] = defaultdict(list)
+        for pid, payload in rows:
+            e = entry_from_dict(orjson.loads(payload))
+            if e.entry_id not in skip:
+                entries[pid].append(e)
+        for pid in partner_ids:
+            x = loaded[pid]
+            t = Timeline.of(pid, entries[pid], books, x.state.payouts)
+            loaded[pid] = Loaded(x.entries, t, t.state)
+
+    def forget(self, partner_ids: list[str]) -> None:
+        """Drop memory copies a failed batch may have moved on (its transaction rolled back)."""
+        for pid in partner_ids:
+            self._memory.pop(pid, None)
+
+    async def save(self, pg: Any, loaded: dict[str, Loaded], after: dict[str, int]) -> None:
+        """Write the partners' new states (after: partner -> entries applied in the batch)."""
         if not after:
             return
         ids = sorted(after)
@@ -104,12 +144,14 @@ class StateStore:
             "SELECT p, st, n FROM unnest($1::text[], $2::json[], $3::bigint[]) AS u(p, st, n) "
             "ON CONFLICT (partner_id) DO UPDATE SET state = EXCLUDED.state, "
             "entries = s.entries + EXCLUDED.entries, updated_at = now()",
-            ids, [partner_part(after[p][0]) for p in ids], [after[p][1] for p in ids])
+            ids, [partner_part(loaded[p].timeline.state, loaded[p].timeline.last) for p in ids],
+            [after[p] for p in ids])
         pids: list[str] = []
         cids: list[str] = []
         docs: list[str] = []
         for p in ids:
-            for c, doc in book_parts(after[p][0], changed_books(loaded[p].state, after[p][0])).items():
+            now = loaded[p].timeline.state
+            for c, doc in book_parts(now, changed_books(loaded[p].state, now)).items():
                 pids.append(p)
                 cids.append(c)
                 docs.append(doc)
@@ -120,11 +162,11 @@ class StateStore:
                 "ON CONFLICT (partner_id, customer_id) DO UPDATE SET book = EXCLUDED.book",
                 pids, cids, docs)
 
-    def committed(self, loaded: dict[str, Loaded], after: dict[str, tuple[PartnerState, int]]
-                  ) -> None:
-        """Remember the states the committed transaction wrote."""
-        for pid, (state, n) in after.items():
-            self._memory[pid] = Loaded(loaded[pid].entries + n, state)
+    def committed(self, loaded: dict[str, Loaded], after: dict[str, int]) -> None:
+        """Remember the timelines the committed transaction wrote."""
+        for pid, n in after.items():
+            t = loaded[pid].timeline
+            self._memory[pid] = Loaded(loaded[pid].entries + n, t, t.state)
             self._memory.move_to_end(pid)
         for pid in loaded.keys() - after.keys():
             if pid in self._memory:

@@ -9,10 +9,9 @@ force on this date"; an `Enrollment` carries a partner's type and overrides.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -135,18 +134,42 @@ class Enrollment:
 
 @dataclass(frozen=True, slots=True)
 class Enrolled:
-    """An enrolment and the journal seq that recorded it."""
+    """An enrolment, the journal seq that recorded it, and when it took effect (None: the
+    partner's first enrolment, which covers everything before it too)."""
 
     journal_seq: int
     enrollment: Enrollment
+    since: datetime | None = None
 
 
-def enrollment_at(history: Sequence[Enrolled], journal_seq: int) -> Enrollment:
-    """The enrolment in force for an entry: the last one journaled before it."""
+def enrollment_at(history: Sequence[Enrolled], when: datetime) -> Enrollment:
+    """The enrolment in force at an entry's event time (design §4: enrolments follow the
+    same order as facts): the last one (in journal order) in effect by then."""
     for h in reversed(history):  # called once per entry: no list built
-        if h.journal_seq < journal_seq:
+        if h.since is None or h.since <= when:
             return h.enrollment
-    raise LookupError("the partner was not enrolled when this event was journaled")
+    raise LookupError("the partner is not enrolled")
+
+
+class Books:
+    """Every plan's versions and every partner's enrolments: what an entry is accrued with.
+
+    A plan version applies to every fact dated in its effective period, whenever the fact
+    arrives (design §4), so the book of a plan is all its published versions."""
+
+    __slots__ = ("plans", "enrollments")
+
+    def __init__(self, plans: Mapping[str, PlanBook],
+                 enrollments: Mapping[str, Sequence[Enrolled]]) -> None:
+        self.plans = plans
+        self.enrollments = enrollments
+
+    def __call__(self, e: Any) -> tuple[PlanBook, Enrollment]:
+        enrollment = enrollment_at(self.enrollments.get(e.partner_id, ()), e.time)
+        book = self.plans.get(enrollment.plan_id)
+        if book is None:
+            raise LookupError(f"plan {enrollment.plan_id!r} has no published version")
+        return book, enrollment
 
 
 class PlanBook:
@@ -170,35 +193,26 @@ class PlanBook:
 
 
 class PlanHistory:
-    """One plan's published versions in journal order. An entry is accrued with the book of
-    the versions journaled before it, so the book depends only on how many that is: books
-    are made once per count (versions are only ever added, each at a later journal seq)."""
+    """One plan's published versions; its book is made once per version added."""
 
-    __slots__ = ("plan_id", "_seqs", "_versions", "_books")
+    __slots__ = ("plan_id", "_versions", "_book")
 
-    def __init__(self, plan_id: str, versions: Iterable[tuple[int, PlanVersion]] = ()) -> None:
+    def __init__(self, plan_id: str, versions: Iterable[PlanVersion] = ()) -> None:
         self.plan_id = plan_id
-        self._seqs: list[int] = []
-        self._versions: list[PlanVersion] = []
-        self._books: dict[int, PlanBook] = {}
-        for seq, version in versions:
-            self.add(seq, version)
+        self._versions: dict[int, PlanVersion] = {}
+        self._book: PlanBook | None = None
+        for version in versions:
+            self.add(version)
 
-    def add(self, journal_seq: int, version: PlanVersion) -> None:
-        n = bisect_right(self._seqs, journal_seq)
-        self._seqs.insert(n, journal_seq)
-        self._versions.insert(n, version)
-        self._books.clear()
+    def add(self, version: PlanVersion) -> None:
+        self._versions[version.version] = version
+        self._book = None
 
-    def book_before(self, journal_seq: int) -> PlanBook:
-        """The book of the versions journaled before this seq; LookupError if none was."""
-        n = bisect_left(self._seqs, journal_seq)
-        if not n:
-            raise LookupError(f"plan {self.plan_id!r} had no published version for this event")
-        book = self._books.get(n)
-        if book is None:
-            book = self._books[n] = PlanBook(self._versions[:n])
-        return book
+    @property
+    def book(self) -> PlanBook:
+        if self._book is None:
+            self._book = PlanBook(list(self._versions.values()))
+        return self._book
 
 
 # --- parsing -------------------------------------------------------------------------------

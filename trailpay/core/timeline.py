@@ -23,7 +23,8 @@ from decimal import Decimal
 
 from trailpay.core.effects import REFOLDED, Effect
 from trailpay.core.facts import PayoutRunRequested
-from trailpay.core.fold import Books, fold
+from trailpay.core.accrual import step
+from trailpay.core.fold import REFUSALS, Books, fold, reason_of
 from trailpay.core.journal import LedgerEntry, SortKey, sort_key
 from trailpay.core.plans import Enrollment, PlanBook
 from trailpay.core.postings import PostingGroup, make_explanation, make_group, make_leg
@@ -50,27 +51,31 @@ Used = tuple[PlanBook, Enrollment] | None  # what an entry was accrued with (Non
 class Timeline:
     """One partner's applied entries in sort order, the current state, and snapshots."""
 
-    __slots__ = ("partner_id", "state", "entries", "keys", "used", "snapshots")
+    __slots__ = ("partner_id", "state", "entries", "keys", "used", "snapshots", "floor")
 
-    def __init__(self, partner_id: str) -> None:
+    def __init__(self, partner_id: str, state: PartnerState | None = None,
+                 floor: SortKey | None = None) -> None:
+        """A new partner's timeline; or, with `state` and `floor`, one resumed from stored
+        state whose earlier entries (up to `floor`, the last key applied) are not in memory:
+        it can take late entries that sort after `floor` (see needs_history)."""
         self.partner_id = partner_id
-        self.state: PartnerState = new_state(partner_id)
+        self.state: PartnerState = state if state is not None else new_state(partner_id)
+        self.floor = floor
         self.entries: list[LedgerEntry] = []
         self.keys: list[SortKey] = []
         self.used: list[Used] = []
         self.snapshots: dict[int, PartnerState] = {0: self.state}  # index -> state before it
 
     @classmethod
-    def of(cls, entries: Iterable[LedgerEntry], books: Books,
+    def of(cls, partner_id: str, entries: Iterable[LedgerEntry], books: Books,
            recorded: Mapping[str, Payout]) -> Timeline:
         """The timeline of entries already applied (after a restart): their defined fold,
         with payout runs paying what they recorded, which is the state the books hold."""
-        t = cls.__new__(cls)
+        t = cls(partner_id)
         t.entries = sorted(entries, key=sort_key)
-        t.partner_id = t.entries[0].partner_id if t.entries else ""
         t.keys = [sort_key(e) for e in t.entries]
         used, wrapped = _recording(books)
-        done = fold(new_state(t.partner_id), t.entries, wrapped, recorded=recorded,
+        done = fold(t.state, t.entries, wrapped, recorded=recorded,
                     snapshot_at=lambda i: i % SNAPSHOT_EVERY == 0)
         t.state, t.snapshots = done.state, done.snapshots
         t.used = [used.get(e.entry_id) for e in t.entries]
@@ -78,7 +83,13 @@ class Timeline:
 
     @property
     def last(self) -> SortKey | None:
-        return self.keys[-1] if self.keys else None
+        return self.keys[-1] if self.keys else self.floor
+
+    def needs_history(self, entries: Iterable[LedgerEntry]) -> bool:
+        """True when one of these entries sorts before what this resumed timeline holds in
+        memory: its history must be read back (Timeline.of) before it can arrive."""
+        floor = self.floor
+        return floor is not None and any(sort_key(e) < floor for e in entries)
 
     def arrive(self, entries: Sequence[LedgerEntry], books: Books) -> Arrival:
         """Apply entries in the order they arrived; returns what to post and record."""
@@ -86,7 +97,8 @@ class Timeline:
         late: list[LedgerEntry] = []
         for e in entries:
             k = sort_key(e)
-            if self.keys and k < self.keys[-1]:
+            last = self.keys[-1] if self.keys else self.floor
+            if last is not None and k < last:
                 if late and _month(late[0]) != _month(e):
                     self._fold_in(late, books, out)
                     late = []
@@ -101,24 +113,29 @@ class Timeline:
         return out
 
     def _append(self, e: LedgerEntry, k: SortKey, books: Books, out: Arrival) -> None:
+        """The usual case, the one step of fold() inline (the hot path of live and rebuild)."""
         n = len(self.entries)
         if n % SNAPSHOT_EVERY == 0:
             self.snapshots[n] = self.state
-        used, wrapped = _recording(books)
-        done = fold(self.state, (e,), wrapped)
-        self.state = done.state
-        out.groups += done.groups
-        out.effects += done.effects
-        out.refused += done.refused
+        pair: Used = None
+        try:
+            pair = books(e)
+            groups, self.state, effects = step(self.state, e, *pair)
+        except REFUSALS as exc:
+            out.refused.append((e, reason_of(exc)))
+        else:
+            out.groups += groups
+            if effects:
+                out.effects += effects
         self.entries.append(e)
         self.keys.append(k)
-        self.used.append(used.get(e.entry_id))
+        self.used.append(pair)
 
     def _fold_in(self, late: list[LedgerEntry], books: Books, out: Arrival) -> None:
         """Fold the history again from the last snapshot before the earliest late entry."""
         late = sorted(late, key=sort_key)
         first = bisect_left(self.keys, sort_key(late[0]))
-        c = max(i for i in self.snapshots if i <= first)
+        c = max(i for i in self.snapshots if i <= first)  # 0 always is one
         base, old = self.snapshots[c], self.entries[c:]
         recorded = self.state.payouts
         was_used = dict(zip((e.entry_id for e in old), self.used[c:], strict=True))
@@ -253,7 +270,7 @@ def _same(a: list[PostingGroup], b: list[PostingGroup]) -> bool:
     if len(a) != len(b):
         return False
     return all(x.legs == y.legs and x.customer_id == y.customer_id
-               and x.explanation.rule_id == y.explanation.rule_id for x, y in zip(a, b))
+               and x.explanation.rule_id == y.explanation.rule_id for x, y in zip(a, b, strict=True))
 
 
 def _leg_order(item: tuple[LegKey, Decimal]) -> tuple[str, ...]:

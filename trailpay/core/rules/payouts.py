@@ -4,7 +4,8 @@ A run pays, per currency, the partner's payable balance at the end of `as_of` wh
 reaches the plan's `payout.minimum` in that currency (no minimum in a currency: that
 currency is not paid; nothing is converted), unless an open dispute holds the partner.
 A run as of a day on or before the partner's last run does nothing, so a repeated or
-late run never pays twice. The ERP's confirmation moves the money to `paid`, or back
+late run never pays twice; a run held by an open dispute pays nothing and does not count
+as a run, so it can be asked again once the dispute is resolved. The ERP's confirmation moves the money to `paid`, or back
 to `payable` on failure; the same confirmation twice is a no-op, a contradicting one
 is refused.
 """
@@ -32,12 +33,12 @@ def on_run(ctx: Context, fact: PayoutRunRequested) -> None:
     if ctx.recorded is not None:
         _replay(ctx, fact)
         return
+    if s.disputes:
+        return  # held: the money stays payable, and the run may be asked again once resolved
     amounts = {c: s.payable_as_of(c, as_of)
                for c in sorted({*s.payable, *s.pending, *s.payable_changes})}
     s.last_run = as_of
     s.forget_payable_changes(as_of)
-    if s.disputes:
-        return  # held: the money stays payable until the disputes are resolved
     for currency, amount in amounts.items():
         minimum = ctx.plan.payout.minimum.get(currency)
         if minimum is None or amount <= 0 or amount < minimum:
@@ -65,14 +66,17 @@ def _replay(ctx: Context, fact: PayoutRunRequested) -> None:
     """A run folded again after a late entry: its payouts are facts once made (design §4),
     so it pays what it paid the first time, whatever is payable under corrected figures."""
     s, as_of = ctx.state, fact.as_of
-    s.last_run = as_of
-    s.forget_payable_changes(as_of)
     prefix = payout_id(fact.run_id, fact.partner_id, "")
     assert ctx.recorded is not None
-    for pid, paid in sorted(ctx.recorded.items()):
-        if pid.startswith(prefix) and pid not in s.payouts:
-            _send(ctx, Payout(pid, paid.currency, paid.amount, "in_payout"),
-                  f"Payout {pid}: {fmt(paid.amount, paid.currency)} {paid.currency} sent for "
+    paid = sorted((pid, p) for pid, p in ctx.recorded.items() if pid.startswith(prefix))
+    if s.disputes and not paid:
+        return  # held, as it was the first time
+    s.last_run = as_of
+    s.forget_payable_changes(as_of)
+    for pid, made in paid:
+        if pid not in s.payouts:
+            _send(ctx, Payout(pid, made.currency, made.amount, "in_payout"),
+                  f"Payout {pid}: {fmt(made.amount, made.currency)} {made.currency} sent for "
                   f"payment as of {as_of.isoformat()} (as recorded)")
 
 

@@ -1,7 +1,8 @@
 """Database engine and migrations: the one way trailpay talks to PostgreSQL.
 
 SQLAlchemy's AsyncEngine over asyncpg everywhere; hot batch paths take the
-underlying asyncpg connection (`raw`) for COPY and array parameters.
+underlying asyncpg connection (`raw`) for COPY and array parameters. Services hold
+these as `Engine` and `Connection` and hand them to the adapters; they import no driver.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 # (or JIT) costs more to start than these queries take, and its workers take the CPU the
 # other services need; the rebuild and ad-hoc reporting use their own sessions.
 SERVICE_SESSION = {"max_parallel_workers_per_gather": "0", "jit": "off"}
+
+Engine = AsyncEngine
+Connection = AsyncConnection
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

@@ -120,6 +120,16 @@ async def enroll_partner(conn: AsyncConnection, partner_id: str, type_: str, pla
     return True, seq
 
 
+async def known_partners(conn: AsyncConnection, ids: set[str]) -> set[str]:
+    """Those of `ids` that are enrolled partners."""
+    if not ids:
+        return set()
+    pg = await raw(conn)
+    rows = await pg.fetch("SELECT partner_id FROM partners WHERE partner_id = ANY($1::text[])",
+                          list(ids))
+    return {r[0] for r in rows}
+
+
 class PlanCache:
     """Parsed plan versions (immutable, so cached forever) and per-batch enrolments."""
 

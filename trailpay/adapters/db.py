@@ -9,6 +9,8 @@ reads use a plain asyncpg pool (`create_read_pool`). Services hold these as `Eng
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,17 @@ async def create_read_pool(settings: Settings) -> Pool:
     return await asyncpg.create_pool(
         settings.asyncpg_dsn, min_size=1, max_size=settings.db_pool_size,
         server_settings=SERVICE_SESSION, reset=_keep_session)
+
+
+@asynccontextmanager
+async def connection(dsn: str) -> AsyncIterator[Any]:
+    """One plain asyncpg connection to `dsn` (asyncpg's form: `Settings.asyncpg_dsn`),
+    closed on leaving."""
+    pg = await asyncpg.connect(dsn)
+    try:
+        yield pg
+    finally:
+        await pg.close()
 
 
 async def raw(conn: AsyncConnection) -> Any:

@@ -1,7 +1,9 @@
-"""Ledger entries (`ledger_entries`): the ledger's attributed entries, and its outbox to
-trailpay.ledger (`outbox.LEDGER_ENTRIES`)."""
+"""Ledger entries (`ledger_entries`): the ledger's attributed entries, its outbox to
+trailpay.ledger (`outbox.LEDGER_ENTRIES`), and whether the accrual has applied them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,3 +39,16 @@ async def write(conn: AsyncConnection, entries: list[LedgerEntry], topic: str
     return outbox.Committed(ids[0], topic, [(e.partner_id.encode(), p)
                                            for e, p in zip(entries, payloads, strict=True)])
 
+
+SETTLED = (
+    "SELECT (SELECT count(*) FROM ledger_entries e WHERE e.journal_seq = j.seq) = "
+    "(SELECT count(*) FROM accrual_applied a WHERE a.journal_seq = j.seq) "
+    "FROM journal j WHERE j.source = $1 AND j.event_id = $2")
+
+
+async def settled(pg: Any, source: str, event_id: str) -> bool | None:
+    """Whether every entry the event (source, id) made has been applied by the accrual
+    (pg: an asyncpg connection). None: not journaled yet. The journal and an event's
+    entries are written in one transaction, so a journaled event's entries are all there
+    to count."""
+    return await pg.fetchval(SETTLED, source, event_id)

@@ -13,8 +13,10 @@ import asyncio
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
+
+from trailpay.adapters import ledger_entries
+from trailpay.adapters.db import connection
 
 PLAN = Path(__file__).parent / "demo_data" / "plan.yaml"
 SOURCE = "crm.demo"
@@ -65,29 +67,20 @@ def demo_events() -> list[dict]:
     ]
 
 
-SETTLED = (
-    "SELECT (SELECT count(*) FROM ledger_entries e WHERE e.journal_seq = j.seq) = "
-    "(SELECT count(*) FROM accrual_applied a WHERE a.journal_seq = j.seq) "
-    "FROM journal j WHERE j.source = $1 AND j.event_id = $2")
-
-
 async def _post_in_order(c: httpx.AsyncClient, dsn: str, events: list[dict],
                          timeout_seconds: float = 30.0) -> None:
     """Post each event and wait until it is settled (journal and entries are written in
     one transaction, so a journaled event's entries are all there to count)."""
-    pg = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn) as pg:
         for event in sorted(events, key=lambda e: e["time"]):
             r = await c.post("/v1/events", json=event,
                              headers={"Content-Type": "application/cloudevents+json"})
             r.raise_for_status()
             deadline = time.monotonic() + timeout_seconds
-            while not await pg.fetchval(SETTLED, event["source"], event["id"]):
+            while not await ledger_entries.settled(pg, event["source"], event["id"]):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"event {event['id']} was not applied in {timeout_seconds:.0f} s")
                 await asyncio.sleep(0.05)
-    finally:
-        await pg.close()
 
 
 def load_demo(gateway: str, token: str, dsn: str, partner: str = "P-ACME",

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from trailpay import metrics
 from trailpay.adapters import dead_letters, payout_store, posting_store
-from trailpay.adapters.db import raw
+from trailpay.adapters.db import Engine, raw
 from trailpay.adapters.dead_letters import DeadLetter
 from trailpay.adapters.fastjson import entry_json
 from trailpay.adapters.plan_store import PlanCache
@@ -39,7 +37,7 @@ def _dead_letter(e: LedgerEntry, reason: str) -> DeadLetter:
                       type=e.fact.type)
 
 
-async def handle_batch(engine: AsyncEngine, plans: PlanCache, entries: list[LedgerEntry],
+async def handle_batch(engine: Engine, plans: PlanCache, entries: list[LedgerEntry],
                        payouts_topic: str = "trailpay.payouts",
                        store: StateStore | None = None) -> ApplyReport:
     report = ApplyReport()

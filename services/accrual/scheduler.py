@@ -13,10 +13,9 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
-from aiokafka import AIOKafkaProducer
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from trailpay.adapters import payout_runs
+from trailpay.adapters.db import Engine
+from trailpay.adapters.kafka import Producer
 
 log = logging.getLogger("trailpay.accrual.scheduler")
 
@@ -24,7 +23,7 @@ RUN_AT = timedelta(minutes=5)  # after midnight UTC, once the previous day has e
 RETRY = 60.0
 
 
-async def schedule_once(engine: AsyncEngine, producer: AIOKafkaProducer, topic: str,
+async def schedule_once(engine: Engine, producer: Producer, topic: str,
                         today: date) -> list[tuple[str, date]]:
     async with engine.connect() as conn:
         runs = await payout_runs.due(conn, today)
@@ -40,7 +39,7 @@ def seconds_until_next(now: datetime) -> float:
     return max((tomorrow + RUN_AT - now).total_seconds(), 1.0)
 
 
-async def run(engine: AsyncEngine, producer: AIOKafkaProducer, topic: str, stop: asyncio.Event,
+async def run(engine: Engine, producer: Producer, topic: str, stop: asyncio.Event,
               clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
     while not stop.is_set():
         wait = RETRY

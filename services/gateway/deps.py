@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from aiokafka import AIOKafkaProducer
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trailpay.adapters import api_keys
+from trailpay.adapters.db import Connection, Engine
+from trailpay.adapters.kafka import Producer
 from trailpay.settings import Settings
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +34,15 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def get_producer(request: Request) -> AIOKafkaProducer:
+def get_producer(request: Request) -> Producer:
     return request.app.state.producer
 
 
-async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
+async def get_conn(request: Request) -> AsyncIterator[Connection]:
     async with request.app.state.engine.begin() as conn:
         yield conn
 
@@ -57,8 +57,7 @@ async def principal_for(state: Any, token: str) -> Principal | None:
         return Principal("admin", frozenset({"admin"}))
 
     async def lookup(t: str) -> api_keys.ApiKey | None:
-        async with state.reads.pool.acquire() as conn:
-            return await api_keys.lookup_pg(conn, t)
+        return await api_keys.lookup_pg(state.reads.pool, t)  # the pool lends a connection
 
     key = await state.keys.get(token, lookup)
     return None if key is None else Principal(key.name, frozenset(key.scopes), key.partner_id)
@@ -113,11 +112,11 @@ def visible_partner(principal: Principal, partner_id: str) -> None:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ProducerDep = Annotated[Producer, Depends(get_producer)]
 # scope="function": the transaction commits before the response is sent, so an answer
 # (201, 202) is never ahead of what it reports; a failed commit is an error, not a success.
-ConnDep = Annotated[AsyncConnection, Depends(get_conn, scope="function")]
+ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
 EventsWriter = Annotated[Principal, Depends(require("events:write"))]
 PlansWriter = Annotated[Principal, Depends(require("plans:write"))]
 PartnersWriter = Annotated[Principal, Depends(require("partners:write"))]

@@ -1,4 +1,4 @@
-"""The hot reads (statements, balances, payables) on a plain asyncpg pool.
+"""The hot reads (statements, balances, payables) on a plain asyncpg pool (db.create_read_pool).
 
 No SQLAlchemy connection, pre-ping or transaction on the path that answers from the
 cache: one shared version query (read_cache.VersionBatcher) and the cached bytes. A
@@ -12,34 +12,25 @@ from collections.abc import Hashable
 from datetime import UTC, date, datetime
 from typing import Any
 
-import asyncpg
 import orjson
 
 from services.gateway.read_cache import Rendered, RenderCache, Version, VersionBatcher
 from services.gateway.render import balances_json, statement_json
 from services.gateway.statement_formats import statement_csv
 from trailpay.adapters import read_models
-from trailpay.adapters.db import SERVICE_SESSION
+from trailpay.adapters.db import Pool, create_read_pool
 from trailpay.settings import Settings
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool release without asyncpg's RESET ALL round trip: these reads set no session
-    state, and an unfinished transaction is still rolled back by the pool itself."""
-
-
 class Reads:
-    def __init__(self, pool: asyncpg.Pool, cache_bytes: int) -> None:
+    def __init__(self, pool: Pool, cache_bytes: int) -> None:
         self.pool = pool
         self.cache = RenderCache(cache_bytes)
         self.versions = VersionBatcher(self._versions)
 
     @classmethod
     async def open(cls, settings: Settings) -> Reads:
-        pool = await asyncpg.create_pool(
-            settings.asyncpg_dsn, min_size=1, max_size=settings.db_pool_size,
-            server_settings=SERVICE_SESSION, reset=_keep_session)
-        return cls(pool, int(settings.read_cache_mib * 1024 * 1024))
+        return cls(await create_read_pool(settings), int(settings.read_cache_mib * 1024 * 1024))
 
     async def close(self) -> None:
         await self.pool.close()

@@ -13,13 +13,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.ledger.ingest import _write_entries
 from tests.conftest import fresh_database
 from tests.integration.helpers import drain, uid
 from tests.integration.test_storage import _record
 from tests.kit import at, deal
 from trailpay import metrics
-from trailpay.adapters import journal_store, outbox
+from trailpay.adapters import journal_store, ledger_entries, outbox
 from trailpay.adapters.db import create_engine, raw
 from trailpay.core.journal import LedgerEntry
 from trailpay.settings import Settings
@@ -50,7 +49,7 @@ async def _commit_entries(engine, seq: int, topic: str, n: int) -> outbox.Commit
     entries = [LedgerEntry(f"{seq}:{uid('P')}", seq, f"e{seq}", "test", at("2026-02-01"),
                            f"P{i}", "C1", "D1", Decimal(1), None, fact) for i in range(n)]
     async with engine.begin() as conn:
-        return await _write_entries(conn, entries, topic)
+        return await ledger_entries.write(conn, entries, topic)
 
 
 async def test_handed_over_rows_go_from_memory_and_a_gap_goes_to_the_table(own_engine, broker):

@@ -1,15 +1,20 @@
 """Database engine and migrations: the one way trailpay talks to PostgreSQL.
 
 SQLAlchemy's AsyncEngine over asyncpg everywhere; hot batch paths take the
-underlying asyncpg connection (`raw`) for COPY and array parameters.
+underlying asyncpg connection (`raw`) for COPY and array parameters. The gateway's hot
+reads use a plain asyncpg pool (`create_read_pool`). Services hold these as `Engine`,
+`Connection` and `Pool` and hand them to the adapters; they import no driver.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -24,6 +29,10 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 # other services need; the rebuild and ad-hoc reporting use their own sessions.
 SERVICE_SESSION = {"max_parallel_workers_per_gather": "0", "jit": "off"}
 
+Engine = AsyncEngine
+Connection = AsyncConnection
+Pool = asyncpg.Pool
+
 
 def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
@@ -33,6 +42,30 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         connect_args={"server_settings": SERVICE_SESSION},
     )
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's RESET ALL round trip: these reads set no session
+    state, and an unfinished transaction is still rolled back by the pool itself."""
+
+
+async def create_read_pool(settings: Settings) -> Pool:
+    """The gateway's plain asyncpg pool for its hot reads: no SQLAlchemy connection,
+    pre-ping or transaction on the path that answers from its cache."""
+    return await asyncpg.create_pool(
+        settings.asyncpg_dsn, min_size=1, max_size=settings.db_pool_size,
+        server_settings=SERVICE_SESSION, reset=_keep_session)
+
+
+@asynccontextmanager
+async def connection(dsn: str) -> AsyncIterator[Any]:
+    """One plain asyncpg connection to `dsn` (asyncpg's form: `Settings.asyncpg_dsn`),
+    closed on leaving."""
+    pg = await asyncpg.connect(dsn)
+    try:
+        yield pg
+    finally:
+        await pg.close()
 
 
 async def raw(conn: AsyncConnection) -> Any:
@@ -84,7 +117,6 @@ def with_database(url: str, database: str) -> str:
 
 async def ensure_database(url: str) -> None:
     """CREATE DATABASE for the URL's database if it does not exist yet."""
-    import asyncpg
     from sqlalchemy.engine import make_url
 
     u = make_url(url)

@@ -23,6 +23,8 @@ from trailpay.settings import Settings
 
 log = logging.getLogger(__name__)
 
+Producer = AIOKafkaProducer  # what services hold and hand back here, without importing aiokafka
+
 
 def all_topics(settings: Settings) -> list[str]:
     return [settings.topic_events, settings.topic_events_dlq, settings.topic_ledger,

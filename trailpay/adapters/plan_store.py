@@ -10,7 +10,8 @@ partner's enrolments with the time each took effect.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -147,6 +148,56 @@ async def load_books(conn: AsyncConnection) -> Books:
     for r in await pg.fetch("SELECT plan_id, document::text FROM plan_versions"):
         plans.setdefault(r[0], PlanHistory(r[0])).add(parse_plan(orjson.loads(r[1])))
     return Books({p: h.book for p, h in plans.items()}, await load_enrollments(conn))
+
+
+@dataclass(frozen=True, slots=True)
+class PlanVersionView:
+    version: int
+    effective_from: date
+    document: dict[str, Any]
+    journal_seq: int
+
+
+async def plan_versions(conn: AsyncConnection, plan_id: str) -> list[PlanVersionView]:
+    """A plan's published versions, oldest first (none: no such plan)."""
+    pg = await raw(conn)
+    rows = await pg.fetch(
+        "SELECT version, effective_from, document::text, journal_seq FROM plan_versions "
+        "WHERE plan_id = $1 ORDER BY version", plan_id)
+    return [PlanVersionView(r[0], r[1], orjson.loads(r[2]), r[3]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerView:
+    partner_id: str
+    type: str
+    plan_id: str
+    overrides: dict[str, Any]
+    payment: dict[str, Any] | None
+    journal_seq: int
+    updated_at: datetime
+
+
+async def partner(conn: AsyncConnection, partner_id: str) -> PartnerView | None:
+    """A partner's current terms, as last enrolled. None: not enrolled."""
+    pg = await raw(conn)
+    row = await pg.fetchrow(
+        "SELECT type, plan_id, overrides::text, payment::text, journal_seq, updated_at FROM partners "
+        "WHERE partner_id = $1", partner_id)
+    if row is None:
+        return None
+    return PartnerView(partner_id, row[0], row[1], orjson.loads(row[2]),
+                       orjson.loads(row[3]) if row[3] else None, row[4], row[5])
+
+
+async def known_partners(conn: AsyncConnection, ids: set[str]) -> set[str]:
+    """Those of `ids` that are enrolled partners."""
+    if not ids:
+        return set()
+    pg = await raw(conn)
+    rows = await pg.fetch("SELECT partner_id FROM partners WHERE partner_id = ANY($1::text[])",
+                          list(ids))
+    return {r[0] for r in rows}
 
 
 class PlanCache:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import ConnDep, PartnersWriter, StatementsReader, visible_partner
 from services.gateway.routes.statements import cached
 from trailpay.adapters import plan_store
-from trailpay.adapters.db import raw
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
 
@@ -44,15 +42,12 @@ async def put_partner(partner_id: str, body: PartnerIn, _: PartnersWriter, conn:
 @router.get("/{partner_id}", operation_id="getPartner")
 async def get_partner(partner_id: str, principal: StatementsReader, conn: ConnDep) -> dict[str, Any]:
     visible_partner(principal, partner_id)
-    pg = await raw(conn)
-    row = await pg.fetchrow(
-        "SELECT type, plan_id, overrides::text, payment::text, journal_seq, updated_at FROM partners "
-        "WHERE partner_id = $1", partner_id)
-    if row is None:
+    p = await plan_store.partner(conn, partner_id)
+    if p is None:
         raise HTTPException(404, f"partner {partner_id} not found")
-    return {"partner_id": partner_id, "type": row[0], "plan_id": row[1],
-            "overrides": orjson.loads(row[2]), "payment": orjson.loads(row[3]) if row[3] else None,
-            "journal_seq": row[4], "updated_at": row[5].isoformat()}
+    return {"partner_id": partner_id, "type": p.type, "plan_id": p.plan_id,
+            "overrides": p.overrides, "payment": p.payment,
+            "journal_seq": p.journal_seq, "updated_at": p.updated_at.isoformat()}
 
 
 @router.get("/{partner_id}/balances", operation_id="getBalances", responses={304: {}})

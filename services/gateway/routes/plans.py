@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from services.gateway.deps import ConnDep, PlansWriter, StatementsReader
 from trailpay.adapters import plan_store
-from trailpay.adapters.db import raw
 from trailpay.adapters.plan_documents import read_plan_document
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
@@ -35,12 +33,9 @@ async def put_plan_version(plan_id: str, version: int, request: Request, _: Plan
 
 @router.get("/{plan_id}", operation_id="getPlan")
 async def get_plan(plan_id: str, _: StatementsReader, conn: ConnDep) -> dict[str, Any]:
-    pg = await raw(conn)
-    rows = await pg.fetch(
-        "SELECT version, effective_from, document::text, journal_seq FROM plan_versions "
-        "WHERE plan_id = $1 ORDER BY version", plan_id)
-    if not rows:
+    versions = await plan_store.plan_versions(conn, plan_id)
+    if not versions:
         raise HTTPException(404, f"plan {plan_id} not found")
     return {"plan_id": plan_id, "versions": [
-        {"version": r[0], "effective_from": r[1].isoformat(), "journal_seq": r[3],
-         "document": orjson.loads(r[2])} for r in rows]}
+        {"version": v.version, "effective_from": v.effective_from.isoformat(),
+         "journal_seq": v.journal_seq, "document": v.document} for v in versions]}

@@ -36,7 +36,7 @@ from trailpay.core.state import PartnerState
 
 # Computed from the original engine (commit 8c5a34d); see the module docstring.
 GOLDEN_BENCH = "a5a2a3157f2c6ac9fe2f36c1601f16c55068673c91740a3496a94d1d372a6717"
-GOLDEN_RICH = "4302923f4424d528f78b737f9aeed604fc4a666ccc66a0177d9388de5c0c6413"
+GOLDEN_RICH = "794b80db728976e9ec7e295deb693581afe80118e61fcc7b8cec865bafdabe04"
 
 PLAN_V1: dict[str, Any] = {  # services/demo_data/plan.yaml as bench.programme uses it
     "plan_id": "bench-reseller", "version": 1, "effective_from": "2025-01-01", "currency": "USD",

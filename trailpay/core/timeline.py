@@ -4,20 +4,21 @@ Entries reach the accrual in any order. One that sorts after everything applied 
 partner (the usual case) is applied on top of the current state. One that sorts before
 (a late fact: a backfill, a retried batch, a slow partition) makes the partner's history
 fold again from a snapshot before it. Nothing posted is rewritten: the late entry's own
-groups are posted, and so is the difference the re-fold made to every later entry, as
-correction groups that name the late fact and the figures they correct. Both are dated
-when the late entry was recorded, so statements of past months stay as issued.
+groups are posted, dated as it happened, and so is the difference the re-fold made to
+every later entry, as correction groups that name the late fact and the figures they
+correct, dated when the late entry was recorded: what was already shown of other facts
+is never restated in its own month, and the correction shows in the month it was made.
 
 Which entries are late depends only on the order in which entries were applied, never on
-how they were batched: consecutive late entries recorded in the same month are folded in
-together, which posts the same amounts in that month as folding them in one by one.
+how they were batched: each late entry folds the history again on its own, so a rebuild
+that replays the order of application posts the same amounts in the same months.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -94,22 +95,13 @@ class Timeline:
     def arrive(self, entries: Sequence[LedgerEntry], books: Books) -> Arrival:
         """Apply entries in the order they arrived; returns what to post and record."""
         out = Arrival()
-        late: list[LedgerEntry] = []
         for e in entries:
             k = sort_key(e)
             last = self.keys[-1] if self.keys else self.floor
             if last is not None and k < last:
-                if late and _month(late[0]) != _month(e):
-                    self._fold_in(late, books, out)
-                    late = []
-                late.append(e)
-                continue
-            if late:
-                self._fold_in(late, books, out)
-                late = []
-            self._append(e, k, books, out)
-        if late:
-            self._fold_in(late, books, out)
+                self._fold_in(e, books, out)
+            else:
+                self._append(e, k, books, out)
         return out
 
     def _append(self, e: LedgerEntry, k: SortKey, books: Books, out: Arrival) -> None:
@@ -131,10 +123,10 @@ class Timeline:
         self.keys.append(k)
         self.used.append(pair)
 
-    def _fold_in(self, late: list[LedgerEntry], books: Books, out: Arrival) -> None:
-        """Fold the history again from the last snapshot before the earliest late entry."""
-        late = sorted(late, key=sort_key)
-        first = bisect_left(self.keys, sort_key(late[0]))
+    def _fold_in(self, cause: LedgerEntry, books: Books, out: Arrival) -> None:
+        """Fold the history again from the last snapshot before a late entry."""
+        late = [cause]
+        first = bisect_left(self.keys, sort_key(cause))
         c = max(i for i in self.snapshots if i <= first)  # 0 always is one
         base, old = self.snapshots[c], self.entries[c:]
         recorded = self.state.payouts
@@ -150,14 +142,13 @@ class Timeline:
         used, wrapped = _recording(books)
         now = fold(base, merged, wrapped, recorded=recorded, fresh=fresh,
                    snapshot_at=lambda i: (c + i) % SNAPSHOT_EVERY == 0)
-        cause = late[0]
         when = cause.recorded_at or cause.time
         before = {e.entry_id: made for e, made in zip(old, was.made, strict=True)}
         after: dict[str, list[PostingGroup]] = {}
         new = frozenset(e.entry_id for e in late)
         for e, made in zip(merged, now.made, strict=True):
             if e.entry_id in new:
-                out.groups += [replace(g, effective_at=when) for g in made]
+                out.groups += made  # what the late fact itself did: dated as it happened
             else:
                 after[e.entry_id] = made
         corrections = _corrections(cause, late, when, before, after, old)
@@ -173,11 +164,6 @@ class Timeline:
         self.snapshots = {i: s for i, s in self.snapshots.items() if i <= c}
         self.snapshots.update((c + i, s) for i, s in now.snapshots.items())
         self.state = now.state
-
-
-def _month(e: LedgerEntry) -> tuple[int, int]:
-    at = e.recorded_at or e.time
-    return at.year, at.month
 
 
 def _or_none(used: Used) -> tuple[PlanBook, Enrollment]:

@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from trailpay.core.accrual import accrue, new_state
+from trailpay.core.accrual import AccrualError, accrue, new_state
+from trailpay.core.timeline import Timeline
 from trailpay.core.attribution import customer_after, entries_for, partners_of
 from trailpay.core.facts import Fact, fact_from_data
 from trailpay.core.journal import LedgerEntry
@@ -54,6 +55,7 @@ class Ledger:
     overrides: dict[str, dict] = field(default_factory=dict)
     states: dict[str, PartnerState] = field(default_factory=dict)
     groups: list[PostingGroup] = field(default_factory=list)
+    timelines: dict[str, Timeline] = field(default_factory=dict)
     seq: int = 0
 
     def apply(self, f: Fact, day: str, partner: str = "P1", share: str = "1") -> list[PostingGroup]:
@@ -67,6 +69,26 @@ class Ledger:
                                               PlanBook(self.plans), enrollment)
         self.groups.extend(groups)
         return groups
+
+    def arrive(self, f: Fact, day: str, partner: str = "P1", share: str = "1",
+               recorded: str | None = None) -> list[PostingGroup]:
+        """Deliver a fact to the partner's timeline, as the accrual service does: in the order
+        of the calls, recorded on `recorded` (default: its own day); a late one folds in."""
+        self.seq += 1
+        customer = getattr(f, "customer_id", None) if not f.partner_level else None
+        e = LedgerEntry(f"{self.seq}:{partner}", self.seq, f"e{self.seq}", "test", at(day),
+                        partner, customer, getattr(f, "deal_id", None), Decimal(share), None, f,
+                        at(recorded or day))
+        enrollment = Enrollment(partner, self.types.get(partner, "reseller"), "p",
+                                self.overrides.get(partner, {}))
+        book = PlanBook(self.plans)
+        t = self.timelines.setdefault(partner, Timeline(partner))
+        arrival = t.arrive([e], lambda _: (book, enrollment))
+        self.states[partner] = t.state
+        if arrival.refused:
+            raise AccrualError(arrival.refused[0][1])
+        self.groups.extend(arrival.groups)
+        return arrival.groups
 
     def balances(self, partner: str = "P1", as_of: str = "2099-01-01",
                  currency: str = "USD") -> dict[str, Decimal]:

@@ -65,11 +65,12 @@ def test_worked_example(ex: dict[str, Any]) -> None:
     for ev in ex["events"]:
         f = _fact(ev)
         for partner, share in ev.get("to", {"P1": "1"}).items():
+            recorded = _s(ev["recorded"]) if "recorded" in ev else None
             if "rejected" in ev:
                 with pytest.raises(AccrualError, match=re.escape(ev["rejected"])):
-                    led.apply(f, _s(ev["at"]), partner, str(share))
+                    led.arrive(f, _s(ev["at"]), partner, str(share), recorded)
                 continue
-            led.apply(f, _s(ev["at"]), partner, str(share))
+            led.arrive(f, _s(ev["at"]), partner, str(share), recorded)
     for check in ex["expect"]:
         currency = check.get("currency", "USD")
         for partner, want in check.items():

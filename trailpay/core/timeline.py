@@ -242,7 +242,8 @@ def _corrections(cause: LedgerEntry, late: list[LedgerEntry], when: datetime,
         customer, deal, rule_id, kind = key
         made = tuple(make_leg(acct, bucket, make_money(a, cur), on)
                      for (acct, bucket, cur, on), a in sorted(legs.items(), key=_leg_order))
-        sentence = (f"Correction of {_entries_text(changed[key], rule_id)}: "
+        sentence = (f"Correction of {_entries_text(changed[key], rule_id)}"
+                    f"{_rerated_text(changed[key], before, after, rule_id)}: "
                     f"{_figures_text(legs)}; {why}")
         out.append(make_group(
             f"{cause.entry_id}:correction:{n}", cause.entry_id, cause.journal_seq,
@@ -270,6 +271,19 @@ def _entries_text(entries: list[LedgerEntry], rule_id: str) -> str:
     return f"{', '.join(names)}{more} (rule {rule_id})"
 
 
+def _rerated_text(entries: list[LedgerEntry], before: dict[str, list[PostingGroup]],
+                  after: dict[str, list[PostingGroup]], rule_id: str) -> str:
+    """", re-rated ×1.25 (was ×1)" when the volume multiplier is what changed."""
+    def multipliers(groups: list[PostingGroup]) -> set[Decimal]:
+        return {g.explanation.multiplier for g in groups
+                if g.explanation.rule_id == rule_id and g.explanation.multiplier is not None}
+    was = set().union(*(multipliers(before[e.entry_id]) for e in entries))
+    now = set().union(*(multipliers(after[e.entry_id]) for e in entries))
+    if len(was) == 1 and len(now) == 1 and was != now:
+        return f", re-rated ×{now.pop().normalize():f} (was ×{was.pop().normalize():f})"
+    return ""
+
+
 def _figures_text(legs: dict[LegKey, Decimal]) -> str:
     parts = []
     for (acct, bucket, cur, on), a in sorted(legs.items(), key=_leg_order):
@@ -281,7 +295,9 @@ def _figures_text(legs: dict[LegKey, Decimal]) -> str:
 
 def _late_text(late: list[LedgerEntry]) -> str:
     first = late[0]
-    what = f"{first.fact.type} {first.event_id} of {first.time.date().isoformat()}"
+    name = first.deal_id if first.fact.type == "deal.closed" else (
+        first.customer_id or first.event_id)
+    what = f"{first.fact.type} {name} of {first.time.date().isoformat()}"
     if len(late) > 1:
         what += f" and {len(late) - 1} more"
     return f"{what} was recorded late"

@@ -26,9 +26,10 @@ from trailpay.core.plans import Books, Enrolled, Enrollment, PlanHistory, parse_
 
 
 def books_for(prog) -> Books:
-    """The programme's plan and its partners' enrolments (each their first: from the start)."""
+    """The programme's plan (as if journaled at seq 0, before every event) and its
+    partners' enrolments (each their first: from the start)."""
     plan = parse_plan(prog.plan)
-    return Books({plan.plan_id: PlanHistory(plan.plan_id, [plan]).book},
+    return Books({plan.plan_id: PlanHistory(plan.plan_id, [(0, plan)])},
                  {p: [Enrolled(0, Enrollment(p, t, plan.plan_id, {}))] for p, t in prog.partners})
 
 

@@ -182,7 +182,12 @@ def plans_publish(path: Path = typer.Argument(..., exists=True, dir_okay=False,
     kind = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
     try:
         doc = read_plan_document(path.read_bytes(), kind)
-        created, plan = _with_conn(lambda c: plan_store.publish_plan(c, doc))
+        published = _with_conn(lambda c: plan_store.publish_plan(c, doc))
+        created, plan = published.created, published.plan
+    except plan_store.RetroactiveNeeded as exc:
+        typer.echo(f"{path}: retroactive: it would re-rate {exc} already recorded; publish it "
+                   "with PUT /v1/plans/{plan_id}/versions/{n}?retroactive=true", err=True)
+        raise typer.Exit(1) from None
     except PlanError as exc:
         typer.echo(f"{path}: {exc.path}: {exc.why}", err=True)
         raise typer.Exit(2) from None

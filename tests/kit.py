@@ -83,7 +83,7 @@ class Ledger:
                                 self.overrides.get(partner, {}))
         book = PlanBook(self.plans)
         t = self.timelines.setdefault(partner, Timeline(partner))
-        arrival = t.arrive([e], lambda _: (book, enrollment))
+        arrival = t.arrive([e], lambda _, seen=0: (book, enrollment))
         self.states[partner] = t.state
         if arrival.refused:
             raise AccrualError(arrival.refused[0][1])

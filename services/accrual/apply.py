@@ -17,8 +17,13 @@ from trailpay.adapters.dead_letters import DeadLetter
 from trailpay.adapters.fastjson import entry_json
 from trailpay.adapters.plan_store import PlanCache
 from trailpay.adapters.state_store import StateStore
+from trailpay.core.facts import PlanRerated
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.postings import PostingGroup
+
+
+class PlanNotYetVisible(RuntimeError):
+    """A plan.rerated command arrived before its version's transaction committed."""
 
 
 @dataclass
@@ -61,6 +66,12 @@ async def handle_batch(engine: Engine, plans: PlanCache, entries: list[LedgerEnt
             pg = await raw(conn)
             loaded = await store.load(pg, ids)
             books = await plans.books(conn, ids)
+            for e in fresh:
+                f = e.fact
+                if isinstance(f, PlanRerated) and not plans.knows(f.plan_id, f.version):
+                    # Produced by the gateway inside the transaction that publishes the
+                    # version: wait (the batch is retried) until that one has committed.
+                    raise PlanNotYetVisible(f"plan {f.plan_id} version {f.version}")
             behind = [p for p in ids if loaded[p].timeline.needs_history(arriving[p])]
             if behind:
                 await store.read_history(pg, loaded, behind, books, fresh_ids)

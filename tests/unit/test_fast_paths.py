@@ -161,22 +161,25 @@ def test_a_state_pickled_or_deep_copied_keeps_working():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.permutations(list(range(1, 7))), st.lists(st.integers(1, 28), min_size=1, max_size=20))
-def test_plan_history_book_holds_every_version_whatever_order_they_were_published(order, days):
-    """A version applies to the facts dated in its period whenever it was published
-    (design §4): the book is the same for every publication order, made once per version."""
+@given(st.lists(st.integers(1, 1_000), min_size=0, max_size=6, unique=True),
+       st.lists(st.integers(0, 1_100), min_size=1, max_size=20))
+def test_plan_history_books_match_the_versions_journaled_before(seqs, queries):
+    """PlanHistory's cached books vs building the book from the versions before each seq."""
     from tests.kit import plan
     from trailpay.core.plans import PlanHistory
 
-    versions = {n: plan([], version=n, effective_from=f"2026-01-{2 * n:02d}") for n in order}
+    versions = [(s, plan([], version=n + 1, effective_from=f"2026-01-{n + 1:02d}"))
+                for n, s in enumerate(seqs)]
     history = PlanHistory("p")
-    for n in order:
-        history.add(versions[n])
-        assert history.book is history.book  # made once until the next version
-    for d in days:
-        on = date(2026, 1, d)
-        if d < 2:
-            with pytest.raises(Exception, match="no version"):
-                history.book.in_force(on)
+    for s, v in reversed(versions):  # added out of order: the history sorts by seq
+        history.add(s, v)
+    for q in queries:
+        before = sorted((v for s, v in versions if s < q),
+                        key=lambda v: (v.effective_from, v.version))
+        if not before:
+            with pytest.raises(LookupError, match="no published version"):
+                history.book_before(q)
             continue
-        assert history.book.in_force(on).version == min(d // 2, 6)
+        book = history.book_before(q)
+        assert book._versions == before
+        assert history.book_before(q) is book  # made once per count of versions

@@ -6,6 +6,7 @@ them), a partner state's stored parts value for value as state_to_json's."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import orjson
 
@@ -14,8 +15,8 @@ from tests.unit.test_engine_golden import PLAN_V1, PLAN_V2, _attribute, _extra_e
 from trailpay.adapters.fastjson import entry_json
 from trailpay.adapters.state_store import book_parts, partner_part
 from trailpay.core.accrual import AccrualError, accrue, new_state
-from trailpay.core.attribution import entry_to_dict
-from trailpay.core.facts import FACT_TYPES
+from trailpay.core.attribution import entries_for, entry_to_dict, partners_of
+from trailpay.core.facts import COMMAND_SOURCE, FACT_TYPES, PlanRerated
 from trailpay.core.plans import Enrollment, PlanBook, PlanError, parse_plan
 from trailpay.core.state import PartnerState, state_to_json
 
@@ -26,6 +27,10 @@ def test_entry_json_is_entry_to_dict_byte_for_byte_for_every_event_type():
     events = sorted(prog.kafka + _extra_events(prog.partners, random.Random(7)),
                     key=lambda e: e["time"])
     entries = _attribute(events)
+    rerated = PlanRerated("P-1", "plan-1", 2)  # a command the rich mix does not make
+    entries += entries_for(10**9, "plan-rerated:plan-1:2:P-1", COMMAND_SOURCE,
+                           datetime(2026, 1, 1, tzinfo=UTC), rerated,
+                           partners_of(rerated, None), None, datetime(2026, 3, 1, tzinfo=UTC))
     assert {e.fact.type for e in entries} == set(FACT_TYPES)
     for e in entries:
         assert entry_json(e) == orjson.dumps(entry_to_dict(e)), e.entry_id

@@ -29,7 +29,7 @@ PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCh
 ENROLLED = {p: Enrollment(p, "reseller", "p") for p in ("P0", "P1", "P2")}
 
 
-def books(e: LedgerEntry):
+def books(e: LedgerEntry, seen: int = 0):
     return BOOK, ENROLLED[e.partner_id]
 
 

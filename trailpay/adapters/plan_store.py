@@ -9,9 +9,9 @@ partner's enrolments with the time each took effect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from trailpay.adapters import journal_store
 from trailpay.adapters.db import raw
 from trailpay.adapters.journal_store import JournalRecord
+from trailpay.adapters.commands import command_event
+from trailpay.core.facts import PlanRerated
 from trailpay.core.journal import body_hash
 from trailpay.core.plans import (
     Books, Enrolled, Enrollment, PlanError, PlanHistory, PlanVersion, check_overrides,
@@ -51,27 +53,86 @@ async def journal_command(conn: AsyncConnection, record: JournalRecord) -> int:
     return result.seq_of[(record.source, record.event_id)]
 
 
-async def publish_plan(conn: AsyncConnection, doc: Mapping[str, Any]) -> tuple[bool, PlanVersion]:
-    """Publish a plan version; (created?, parsed). Same document again: not created."""
+class RetroactiveNeeded(Exception):
+    """Publishing would re-rate facts already recorded, and the request did not say so."""
+
+    def __init__(self, facts: int, partners: int) -> None:
+        super().__init__(f"{facts} recorded facts of {partners} partners")
+        self.facts = facts
+        self.partners = partners
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    created: bool
+    plan: PlanVersion
+    rerated: dict[str, int]  # partner -> recorded facts this version re-rates (retroactive)
+
+
+async def facts_in_period(conn: AsyncConnection, plan: PlanVersion,
+                          before_seq: int | None = None) -> dict[str, int]:
+    """Facts already recorded (journaled before `before_seq`, or now) for the partners on
+    this plan, dated in the version's period: from its effective_from up to the next
+    version's. These are what publishing it re-rates (design §4)."""
+    pg = await raw(conn)
+    until = await pg.fetchval(
+        "SELECT min(effective_from) FROM plan_versions WHERE plan_id = $1 "
+        "AND effective_from > $2", plan.plan_id, plan.effective_from)
+    rows = await pg.fetch(
+        "SELECT e.partner_id, count(*) FROM ledger_entries e "
+        "JOIN journal j ON j.seq = e.journal_seq "
+        "JOIN partners p ON p.partner_id = e.partner_id AND p.plan_id = $1 "
+        "WHERE j.source <> $2 AND j.effective_at >= $3 "
+        "AND ($4::timestamptz IS NULL OR j.effective_at < $4) "
+        "AND ($5::bigint IS NULL OR e.journal_seq < $5) GROUP BY e.partner_id",
+        plan.plan_id, COMMAND_SOURCE, _start(plan.effective_from),
+        _start(until) if until else None, before_seq)
+    return {r[0]: r[1] for r in rows}
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+
+
+async def publish_plan(conn: AsyncConnection, doc: Mapping[str, Any],
+                       retroactive: bool = False) -> Published:
+    """Publish a plan version. Same document again: not created. A version that would
+    re-rate recorded facts needs `retroactive` (else RetroactiveNeeded); then `rerated`
+    names the partners to fold again (rerate_events), also when it is published again."""
     plan = parse_plan(doc)
     doc_hash = body_hash(canonical(doc))
     pg = await raw(conn)
-    existing = await pg.fetchval(
-        "SELECT doc_hash FROM plan_versions WHERE plan_id = $1 AND version = $2",
+    existing = await pg.fetchrow(
+        "SELECT doc_hash, journal_seq FROM plan_versions WHERE plan_id = $1 AND version = $2",
         plan.plan_id, plan.version)
     if existing is not None:
-        if existing != doc_hash:
+        if existing[0] != doc_hash:
             raise VersionConflict(
                 f"plan {plan.plan_id} version {plan.version} is already published with other "
                 "terms; versions are immutable: publish a new version")
-        return False, plan
+        rerated = await facts_in_period(conn, plan, existing[1]) if retroactive else {}
+        return Published(False, plan, rerated)
+    rerated = await facts_in_period(conn, plan)
+    if rerated and not retroactive:
+        raise RetroactiveNeeded(sum(rerated.values()), len(rerated))
     seq = await journal_command(conn, command_record(
         f"plan:{plan.plan_id}:{plan.version}", "trailpay.plan.published", plan.plan_id, doc))
     await pg.execute(
         "INSERT INTO plan_versions (plan_id, version, effective_from, document, doc_hash, "
         "journal_seq) VALUES ($1, $2, $3, $4::jsonb, $5, $6)",
         plan.plan_id, plan.version, plan.effective_from, canonical(doc).decode(), doc_hash, seq)
-    return True, plan
+    return Published(True, plan, rerated)
+
+
+def rerate_events(plan: PlanVersion, partner_ids: Iterable[str]) -> list[tuple[str, bytes]]:
+    """The plan.rerated commands (key, CloudEvent) that fold these partners' histories again
+    under a retroactive version: dated just before its effective_from, so they sort before
+    every fact of its period."""
+    at = _start(plan.effective_from) - timedelta(microseconds=1)
+    return [(p, command_event(f"plan-rerated:{plan.plan_id}:{plan.version}:{p}",
+                              PlanRerated.type, at, {"partner_id": p, "plan_id": plan.plan_id,
+                                                     "version": plan.version}))
+            for p in sorted(partner_ids)]
 
 
 async def enroll_partner(conn: AsyncConnection, partner_id: str, type_: str, plan_id: str,
@@ -142,12 +203,12 @@ async def load_enrollments(conn: AsyncConnection, partner_ids: list[str] | None 
 
 
 async def load_books(conn: AsyncConnection) -> Books:
-    """Every plan version and every enrolment (the rebuild's books)."""
+    """Every plan version (with the journal seq that published it) and every enrolment."""
     pg = await raw(conn)
     plans: dict[str, PlanHistory] = {}
-    for r in await pg.fetch("SELECT plan_id, document::text FROM plan_versions"):
-        plans.setdefault(r[0], PlanHistory(r[0])).add(parse_plan(orjson.loads(r[1])))
-    return Books({p: h.book for p, h in plans.items()}, await load_enrollments(conn))
+    for r in await pg.fetch("SELECT plan_id, journal_seq, document::text FROM plan_versions"):
+        plans.setdefault(r[0], PlanHistory(r[0])).add(r[1], parse_plan(orjson.loads(r[2])))
+    return Books(plans, await load_enrollments(conn))
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +273,10 @@ class PlanCache:
         enrollments = await load_enrollments(conn, partner_ids)
         await self.refresh(conn, sorted({e.enrollment.plan_id for h in enrollments.values()
                                          for e in h}))
-        return Books({p: h.book for p, h in self._plans.items()}, enrollments)
+        return Books(self._plans, enrollments)
+
+    def knows(self, plan_id: str, version: int) -> bool:
+        return (plan_id, version) in self._loaded
 
     async def refresh(self, conn: AsyncConnection, plan_ids: list[str]) -> None:
         pg = await raw(conn)
@@ -221,10 +285,10 @@ class PlanCache:
             plan_ids)
         missing = [(r[0], r[1]) for r in rows if (r[0], r[1]) not in self._loaded]
         for plan_id, version in missing:
-            doc = await pg.fetchval(
-                "SELECT document::text FROM plan_versions WHERE plan_id = $1 AND version = $2",
-                plan_id, version)
+            doc, seq = await pg.fetchrow(
+                "SELECT document::text, journal_seq FROM plan_versions "
+                "WHERE plan_id = $1 AND version = $2", plan_id, version)
             history = self._plans.get(plan_id) or self._plans.setdefault(plan_id,
                                                                           PlanHistory(plan_id))
-            history.add(parse_plan(orjson.loads(doc)))
+            history.add(seq, parse_plan(orjson.loads(doc)))
             self._loaded.add((plan_id, version))

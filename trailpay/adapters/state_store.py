@@ -111,14 +111,14 @@ class StateStore:
 
     async def read_history(self, pg: Any, loaded: dict[str, Loaded], partner_ids: list[str],
                            books: Books, skip: set[str]) -> None:
-        """Replace resumed timelines by whole ones, folded from every entry applied to the
-        partners (but the `skip`ped ones, this batch's own): a late entry sorts before what
-        they hold in memory. Slow (one read of the partners' entries), and only after a
-        restart or an eviction."""
+        """Replace resumed timelines by whole ones, replayed from every entry applied to the
+        partners (but the `skip`ped ones, this batch's own) in the order they were applied:
+        a late entry sorts before what they hold in memory. Slow (one read of the partners'
+        entries), and only after a restart or an eviction."""
         rows = await pg.fetch(
             "SELECT e.partner_id, e.payload FROM ledger_entries e "
             "JOIN accrual_applied a ON a.entry_id = e.entry_id "
-            "WHERE e.partner_id = ANY($1::text[])", partner_ids)
+            "WHERE e.partner_id = ANY($1::text[]) ORDER BY a.applied_order", partner_ids)
         entries: dict[str, list[Any]] = defaultdict(list)
         for pid, payload in rows:
             e = entry_from_dict(orjson.loads(payload))
@@ -126,7 +126,7 @@ class StateStore:
                 entries[pid].append(e)
         for pid in partner_ids:
             x = loaded[pid]
-            t = Timeline.of(pid, entries[pid], books, x.state.payouts)
+            t = Timeline.replayed(pid, entries[pid], books)
             loaded[pid] = Loaded(x.entries, t, t.state)
 
     def forget(self, partner_ids: list[str]) -> None:

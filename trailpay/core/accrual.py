@@ -15,7 +15,7 @@ from typing import Any
 from trailpay.core.facts import (
     COMMAND_SOURCE, COMMAND_TYPES, AdjustmentPosted, ComarketingCompleted, DealClosed,
     DisputeOpened, DisputeResolved, MilestoneAchieved, PayoutConfirmed, PayoutFailed,
-    PayoutRunRequested, ReferralQualified, RefundIssued, SubscriptionChurned,
+    PayoutRunRequested, PlanRerated, ReferralQualified, RefundIssued, SubscriptionChurned,
     SubscriptionContracted, SubscriptionExpanded, SubscriptionRenewed, UsageReported,
 )
 from trailpay.core.effects import Effect
@@ -71,6 +71,7 @@ HANDLERS: dict[type, Callable[[Context, Any], None]] = {
     PayoutFailed: payouts.on_failed,
     DisputeOpened: disputes.on_opened,
     DisputeResolved: disputes.on_resolved,
+    PlanRerated: lambda ctx, f: None,  # see step()
 }
 
 
@@ -92,6 +93,8 @@ def step(state: PartnerState, entry: LedgerEntry, book: PlanBook, enrollment: En
     if entry.fact.type in COMMAND_TYPES and entry.source != COMMAND_SOURCE:
         raise AccrualError(f"{entry.fact.type} is a trailpay command: only {COMMAND_SOURCE} "
                            f"may send it, not {entry.source!r}")
+    if type(entry.fact) is PlanRerated:
+        return [], state, []  # its whole effect is the re-fold it causes (core.timeline)
     day = entry.time.astimezone(UTC).date()
     plan = book.in_force(day)
     if plan.partner_types and enrollment.type not in plan.partner_types:

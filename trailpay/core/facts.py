@@ -218,16 +218,29 @@ class DisputeResolved(Fact):
     adjustment_reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class PlanRerated(Fact):
+    """A plan version published with `retroactive: true` re-rates this partner's facts
+    dated from its effective_from: the partner's history folds again from there."""
+
+    type: ClassVar[str] = "plan.rerated"
+    partner_level: ClassVar[bool] = True
+    partner_id: str
+    plan_id: str
+    version: int
+
+
 FACT_TYPES: Mapping[str, type[Fact]] = {
     cls.type: cls
     for cls in (
         DealClosed, SubscriptionRenewed, SubscriptionExpanded, SubscriptionContracted,
         SubscriptionChurned, UsageReported, RefundIssued, MilestoneAchieved,
         ReferralQualified, ComarketingCompleted, PayoutConfirmed, PayoutFailed,
-        AdjustmentPosted, PayoutRunRequested, DisputeOpened, DisputeResolved,
+        AdjustmentPosted, PayoutRunRequested, DisputeOpened, DisputeResolved, PlanRerated,
     )
 }
-COMMAND_TYPES = frozenset({PayoutRunRequested.type, DisputeOpened.type, DisputeResolved.type})
+COMMAND_TYPES = frozenset({PayoutRunRequested.type, DisputeOpened.type, DisputeResolved.type,
+                           PlanRerated.type})
 
 MONEY_FIELDS = frozenset({"acv", "tcv", "arr", "delta_arr", "revenue", "amount", "spend"})
 

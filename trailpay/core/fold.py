@@ -26,8 +26,9 @@ from trailpay.core.state import PartnerState, Payout, new_state
 REFUSALS = (AccrualError, PlanError, LookupError, MoneyError, ArithmeticError, ValueError,
             TypeError)
 
-# The plan book and enrolment an entry is accrued with (plans.Books, or a recorded pair).
-Books = Callable[[LedgerEntry], tuple[PlanBook, Enrollment]]
+# The plan book and enrolment an entry is accrued with (plans.Books): books(entry), or
+# books(entry, seen) knowing the versions journaled before seq `seen` (a re-fold).
+Books = Callable[..., tuple[PlanBook, Enrollment]]
 
 
 def reason_of(exc: BaseException) -> str:

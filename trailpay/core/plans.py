@@ -9,6 +9,7 @@ force on this date"; an `Enrollment` carries a partner's type and overrides.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -154,22 +155,27 @@ def enrollment_at(history: Sequence[Enrolled], when: datetime) -> Enrollment:
 class Books:
     """Every plan's versions and every partner's enrolments: what an entry is accrued with.
 
-    A plan version applies to every fact dated in its effective period, whenever the fact
-    arrives (design §4), so the book of a plan is all its published versions."""
+    A version applies to every fact dated in its effective period (design §4). It is known
+    to the entries journaled after it; entries journaled before it and dated in its period
+    are re-rated when the version is published with `retroactive: true` (a plan.rerated
+    command per partner folds its history again, with `seen` that command's journal seq).
+    """
 
     __slots__ = ("plans", "enrollments")
 
-    def __init__(self, plans: Mapping[str, PlanBook],
+    def __init__(self, plans: Mapping[str, PlanHistory],
                  enrollments: Mapping[str, Sequence[Enrolled]]) -> None:
         self.plans = plans
         self.enrollments = enrollments
 
-    def __call__(self, e: Any) -> tuple[PlanBook, Enrollment]:
+    def __call__(self, e: Any, seen: int = 0) -> tuple[PlanBook, Enrollment]:
+        """The book and enrolment for entry `e`, knowing the versions journaled before it,
+        or before `seen` when that is later (an entry folded again)."""
         enrollment = enrollment_at(self.enrollments.get(e.partner_id, ()), e.time)
-        book = self.plans.get(enrollment.plan_id)
-        if book is None:
+        history = self.plans.get(enrollment.plan_id)
+        if history is None:
             raise LookupError(f"plan {enrollment.plan_id!r} has no published version")
-        return book, enrollment
+        return history.book_before(max(e.journal_seq, seen)), enrollment
 
 
 class PlanBook:
@@ -193,26 +199,34 @@ class PlanBook:
 
 
 class PlanHistory:
-    """One plan's published versions; its book is made once per version added."""
+    """One plan's published versions in journal order. The book of the versions journaled
+    before a seq depends only on how many that is: books are made once per count."""
 
-    __slots__ = ("plan_id", "_versions", "_book")
+    __slots__ = ("plan_id", "_seqs", "_versions", "_books")
 
-    def __init__(self, plan_id: str, versions: Iterable[PlanVersion] = ()) -> None:
+    def __init__(self, plan_id: str, versions: Iterable[tuple[int, PlanVersion]] = ()) -> None:
         self.plan_id = plan_id
-        self._versions: dict[int, PlanVersion] = {}
-        self._book: PlanBook | None = None
-        for version in versions:
-            self.add(version)
+        self._seqs: list[int] = []
+        self._versions: list[PlanVersion] = []
+        self._books: dict[int, PlanBook] = {}
+        for seq, version in versions:
+            self.add(seq, version)
 
-    def add(self, version: PlanVersion) -> None:
-        self._versions[version.version] = version
-        self._book = None
+    def add(self, journal_seq: int, version: PlanVersion) -> None:
+        n = bisect_right(self._seqs, journal_seq)
+        self._seqs.insert(n, journal_seq)
+        self._versions.insert(n, version)
+        self._books.clear()
 
-    @property
-    def book(self) -> PlanBook:
-        if self._book is None:
-            self._book = PlanBook(list(self._versions.values()))
-        return self._book
+    def book_before(self, journal_seq: int) -> PlanBook:
+        """The book of the versions journaled before this seq; LookupError if none was."""
+        n = bisect_left(self._seqs, journal_seq)
+        if not n:
+            raise LookupError(f"plan {self.plan_id!r} had no published version for this event")
+        book = self._books.get(n)
+        if book is None:
+            book = self._books[n] = PlanBook(self._versions[:n])
+        return book
 
 
 # --- parsing -------------------------------------------------------------------------------

@@ -17,20 +17,20 @@ that replays the order of application posts the same amounts in the same months.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trailpay.core.effects import REFOLDED, Effect
-from trailpay.core.facts import PayoutRunRequested
+from trailpay.core.facts import PayoutRunRequested, PlanRerated
 from trailpay.core.accrual import step
 from trailpay.core.fold import REFUSALS, Books, fold, reason_of
 from trailpay.core.journal import LedgerEntry, SortKey, sort_key
 from trailpay.core.plans import Enrollment, PlanBook
 from trailpay.core.postings import PostingGroup, make_explanation, make_group, make_leg
 from trailpay.core.money import make_money, round_money
-from trailpay.core.state import PartnerState, Payout, new_state
+from trailpay.core.state import PartnerState, new_state
 
 SNAPSHOT_EVERY = 64  # entries between the states kept to fold again from
 
@@ -68,18 +68,11 @@ class Timeline:
         self.snapshots: dict[int, PartnerState] = {0: self.state}  # index -> state before it
 
     @classmethod
-    def of(cls, partner_id: str, entries: Iterable[LedgerEntry], books: Books,
-           recorded: Mapping[str, Payout]) -> Timeline:
-        """The timeline of entries already applied (after a restart): their defined fold,
-        with payout runs paying what they recorded, which is the state the books hold."""
+    def replayed(cls, partner_id: str, applied: Iterable[LedgerEntry], books: Books) -> Timeline:
+        """The timeline of entries already applied (after a restart), rebuilt by letting them
+        arrive again in the order they were applied: the same states, the same payouts."""
         t = cls(partner_id)
-        t.entries = sorted(entries, key=sort_key)
-        t.keys = [sort_key(e) for e in t.entries]
-        used, wrapped = _recording(books)
-        done = fold(t.state, t.entries, wrapped, recorded=recorded,
-                    snapshot_at=lambda i: i % SNAPSHOT_EVERY == 0)
-        t.state, t.snapshots = done.state, done.snapshots
-        t.used = [used.get(e.entry_id) for e in t.entries]
+        t.arrive(list(applied), books)
         return t
 
     @property
@@ -139,7 +132,8 @@ class Timeline:
         fresh = frozenset(e.entry_id for e in late if not (
             isinstance(e.fact, PayoutRunRequested) and last_run is not None
             and e.fact.as_of <= last_run))
-        used, wrapped = _recording(books)
+        seen = cause.journal_seq  # entries folded again know what was published before it
+        used, wrapped = _recording(lambda e: books(e, seen))
         now = fold(base, merged, wrapped, recorded=recorded, fresh=fresh,
                    snapshot_at=lambda i: (c + i) % SNAPSHOT_EVERY == 0)
         when = cause.recorded_at or cause.time
@@ -295,6 +289,10 @@ def _figures_text(legs: dict[LegKey, Decimal]) -> str:
 
 def _late_text(late: list[LedgerEntry]) -> str:
     first = late[0]
+    if isinstance(first.fact, PlanRerated):
+        f = first.fact
+        return (f"plan {f.plan_id} version {f.version} was published retroactively, from "
+                f"{(first.time.date() + timedelta(days=1)).isoformat()}")
     name = first.deal_id if first.fact.type == "deal.closed" else (
         first.customer_id or first.event_id)
     what = f"{first.fact.type} {name} of {first.time.date().isoformat()}"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from services.gateway.deps import ConnDep, PlansWriter, StatementsReader
-from trailpay.adapters import plan_store
+from services.gateway.deps import ConnDep, PlansWriter, ProducerDep, SettingsDep, StatementsReader
+from trailpay.adapters import commands, plan_store
 from trailpay.adapters.plan_documents import read_plan_document
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
@@ -19,16 +19,36 @@ router = APIRouter(prefix="/v1/plans", tags=["plans"])
                 "application/json": {"schema": {"type": "object"}},
                 "application/yaml": {"schema": {"type": "string"}}}}})
 async def put_plan_version(plan_id: str, version: int, request: Request, _: PlansWriter,
-                           conn: ConnDep, response: Response) -> dict[str, Any]:
+                           conn: ConnDep, response: Response, producer: ProducerDep,
+                           settings: SettingsDep, retroactive: bool = Query(
+                               False, description="Re-rate facts already recorded in the "
+                               "version's period (posted as corrections); without it, a "
+                               "version that would re-rate any answers 409")) -> dict[str, Any]:
     doc = read_plan_document(await request.body(), request.headers.get("content-type", ""))
     if doc.get("plan_id") != plan_id:
         raise HTTPException(422, "plan_id: must equal the plan_id in the path")
     if doc.get("version") != version:
         raise HTTPException(422, "version: must equal the version in the path")
-    created, plan = await plan_store.publish_plan(conn, doc)
-    response.status_code = 201 if created else 200
+    try:
+        published = await plan_store.publish_plan(conn, doc, retroactive)
+    except plan_store.RetroactiveNeeded as exc:
+        raise HTTPException(409, (
+            f"retroactive: version {version} applies from {doc.get('effective_from')} and would "
+            f"re-rate {exc.facts} recorded facts of {exc.partners} partners; publish it with "
+            "?retroactive=true to re-rate them (the differences are posted as corrections)")
+        ) from None
+    if published.rerated:
+        # Produced before the answer (the accrual waits until the version it names is
+        # committed). Asking again (the same document, retroactive) sends them again:
+        # they are idempotent.
+        await commands.send(producer, settings.topic_events,
+                            plan_store.rerate_events(published.plan, published.rerated))
+    plan = published.plan
+    response.status_code = 201 if published.created else 200
     return {"plan_id": plan.plan_id, "version": plan.version,
-            "effective_from": plan.effective_from.isoformat(), "created": created}
+            "effective_from": plan.effective_from.isoformat(), "created": published.created,
+            "rerated_facts": sum(published.rerated.values()),
+            "rerated_partners": len(published.rerated)}
 
 
 @router.get("/{plan_id}", operation_id="getPlan")

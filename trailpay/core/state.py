@@ -225,6 +225,25 @@ class PartnerState:
         if not days[day]:
             del days[day]
 
+    def adjust_payable(self, currency: str, amount: Decimal) -> None:
+        """Change the payable balance alone (shortcut.carried: its remembered changes are
+        carried separately)."""
+        if self._shared & _PAYABLE:
+            self.payable = dict(self.payable)
+            self._shared &= ~_PAYABLE
+        total = self.payable.get(currency, ZERO) + amount
+        self.payable[currency] = total
+
+    def adjust_payable_change(self, currency: str, day: date, amount: Decimal) -> None:
+        """Change a remembered change of the payable balance alone (shortcut.carried)."""
+        if self._shared & _CHANGES:
+            self.payable_changes = {c: dict(days) for c, days in self.payable_changes.items()}
+            self._shared &= ~_CHANGES
+        days = self.payable_changes.setdefault(currency, {})
+        days[day] = days.get(day, ZERO) + amount
+        if not days[day]:
+            del days[day]
+
     def set_comarketing(self, key: str, matched: Decimal) -> None:
         if self._shared & _COMARKETING:
             self.comarketing = dict(self.comarketing)

@@ -19,20 +19,22 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from trailpay.core.effects import REFOLDED, Effect
 from trailpay.core.facts import PayoutRunRequested, PlanRerated
 from trailpay.core.accrual import step
-from trailpay.core.fold import REFUSALS, Books, fold, reason_of
+from trailpay.core.fold import REFUSALS, Books, reason_of
+from trailpay.core.shortcut import carried, difference, reads_money
 from trailpay.core.journal import LedgerEntry, SortKey, sort_key
 from trailpay.core.plans import Enrollment, PlanBook
 from trailpay.core.postings import PostingGroup, make_explanation, make_group, make_leg
 from trailpay.core.money import make_money, round_money
-from trailpay.core.state import PartnerState, new_state
+from trailpay.core.state import PartnerState, Payout, new_state
 
-SNAPSHOT_EVERY = 64  # entries between the states kept to fold again from
+SNAPSHOT_EVERY = 16  # entries between the states kept to fold again from
+MAX_SNAPSHOTS = 256  # per partner: beyond, the oldest are thinned out
 
 
 @dataclass(slots=True)
@@ -52,7 +54,8 @@ Used = tuple[PlanBook, Enrollment] | None  # what an entry was accrued with (Non
 class Timeline:
     """One partner's applied entries in sort order, the current state, and snapshots."""
 
-    __slots__ = ("partner_id", "state", "entries", "keys", "used", "snapshots", "floor")
+    __slots__ = ("partner_id", "state", "entries", "keys", "used", "reads", "applied",
+                 "snapshots", "floor")
 
     def __init__(self, partner_id: str, state: PartnerState | None = None,
                  floor: SortKey | None = None) -> None:
@@ -65,6 +68,8 @@ class Timeline:
         self.entries: list[LedgerEntry] = []
         self.keys: list[SortKey] = []
         self.used: list[Used] = []
+        self.reads: list[bool] = []  # per entry: its postings read amounts (shortcut.py)
+        self.applied: list[bool] = []  # per entry: not refused
         self.snapshots: dict[int, PartnerState] = {0: self.state}  # index -> state before it
 
     @classmethod
@@ -103,6 +108,7 @@ class Timeline:
         if n % SNAPSHOT_EVERY == 0:
             self.snapshots[n] = self.state
         pair: Used = None
+        reads = applied = False
         try:
             pair = books(e)
             groups, self.state, effects = step(self.state, e, *pair)
@@ -112,52 +118,160 @@ class Timeline:
             out.groups += groups
             if effects:
                 out.effects += effects
+            reads, applied = reads_money(groups), True
         self.entries.append(e)
         self.keys.append(k)
         self.used.append(pair)
+        self.reads.append(reads)
+        self.applied.append(applied)
 
     def _fold_in(self, cause: LedgerEntry, books: Books, out: Arrival) -> None:
-        """Fold the history again from the last snapshot before a late entry."""
-        late = [cause]
+        """Fold the history again from the last snapshot before a late entry: the entries
+        before it once, then every later one twice in step, as recorded and with the late
+        entry, until the two differ only where no later entry looks (core.shortcut)."""
         first = bisect_left(self.keys, sort_key(cause))
         c = max(i for i in self.snapshots if i <= first)  # 0 always is one
-        base, old = self.snapshots[c], self.entries[c:]
+        entries, used = self.entries, self.used
         recorded = self.state.payouts
-        was_used = dict(zip((e.entry_id for e in old), self.used[c:], strict=True))
-        was = fold(base, old, lambda e: _or_none(was_used[e.entry_id]), recorded=recorded)
-        merged = _merge(old, late)
-        # Late entries are applied for the first time, except a payout run as of a day on
-        # or before a run already applied: that one does nothing (a run never pays twice).
+        state = self.snapshots[c]
+        for i in range(c, first):  # the same in both folds: folded once, as recorded
+            state = _step(state, entries[i], used[i], recorded)[0]
+        # A late payout run as of a day on or before a run already applied does nothing
+        # (a run never pays twice); any other late entry is applied for the first time.
         last_run = self.state.last_run
-        fresh = frozenset(e.entry_id for e in late if not (
-            isinstance(e.fact, PayoutRunRequested) and last_run is not None
-            and e.fact.as_of <= last_run))
+        stale = (isinstance(cause.fact, PayoutRunRequested) and last_run is not None
+                 and cause.fact.as_of <= last_run)
         seen = cause.journal_seq  # entries folded again know what was published before it
-        used, wrapped = _recording(lambda e: books(e, seen))
-        now = fold(base, merged, wrapped, recorded=recorded, fresh=fresh,
-                   snapshot_at=lambda i: (c + i) % SNAPSHOT_EVERY == 0)
-        when = cause.recorded_at or cause.time
-        before = {e.entry_id: made for e, made in zip(old, was.made, strict=True)}
+        pair = _pair(books, cause, seen)
+        was = state
+        now, own, effects, why = _apply(state, cause, pair, recorded if stale else None)
+        out.groups += own  # what the late fact itself did: dated as it happened
+        out.effects += effects
+        if why is not None:
+            out.refused.append((cause, why))
+        rest = entries[first:]
+        n = len(rest)
+        cut = n
+        snaps: dict[int, PartnerState] = {}
+        new_used: list[Used] = []
+        new_reads: list[bool] = []
+        new_applied: list[bool] = []
+        before: dict[str, list[PostingGroup]] = {}
         after: dict[str, list[PostingGroup]] = {}
-        new = frozenset(e.entry_id for e in late)
-        for e, made in zip(merged, now.made, strict=True):
-            if e.entry_id in new:
-                out.groups += made  # what the late fact itself did: dated as it happened
-            else:
-                after[e.entry_id] = made
-        corrections = _corrections(cause, late, when, before, after, old)
-        out.groups += corrections
-        out.effects += [x for x in now.effects if x.entry.entry_id in new]
-        out.effects.append(Effect(REFOLDED, cause, detail=f"{len(merged)} entries folded again"))
-        out.refused += [(e, why) for e, why in now.refused if e.entry_id in new]
+        may_cut = not isinstance(cause.fact, PlanRerated)  # a new version re-rates them all
+        reads_after: list[bool] | None = None
+        touched: dict[str, int] | None = None
+        for j, e in enumerate(rest):
+            if (first + 1 + j) % SNAPSHOT_EVERY == 0:
+                snaps[first + 1 + j] = now
+            if may_cut and j % 8 == 0:
+                diff = difference(now, was)
+                if diff is not None:
+                    if reads_after is None:
+                        reads_after, touched = _lookahead(rest, self.reads[first:])
+                    assert touched is not None
+                    if (not (diff.money and reads_after[j])
+                            and all(touched.get(cid, -1) < j for cid in diff.books)):
+                        cut = j
+                        break
+            was, made_was = _step(was, e, used[first + j], recorded)
+            p = _pair(books, e, seen)
+            now, made_now = _step(now, e, p, recorded)
+            new_used.append(p)
+            new_reads.append(reads_money(made_now or ()))
+            new_applied.append(made_now is not None)
+            if not _same(made_was or [], made_now or []):
+                before[e.entry_id], after[e.entry_id] = made_was or [], made_now or []
+        when = cause.recorded_at or cause.time
+        out.groups += _corrections(cause, [cause], when, before, after,
+                                   [e for e in rest[:cut] if e.entry_id in before])
+        out.effects.append(Effect(REFOLDED, cause, detail=f"{first - c + 1 + cut} entries "
+                                  "folded again"))
         out.refolds += 1
-        out.refolded += len(merged)
-        self.entries[c:] = merged
-        self.keys[c:] = [sort_key(e) for e in merged]
-        self.used[c:] = [used.get(e.entry_id) for e in merged]
-        self.snapshots = {i: s for i, s in self.snapshots.items() if i <= c}
-        self.snapshots.update((c + i, s) for i, s in now.snapshots.items())
-        self.state = now.state
+        out.refolded += first - c + 1 + cut
+        old_snaps = self.snapshots
+        self.snapshots = {i: s for i, s in old_snaps.items() if i <= first}
+        self.snapshots.update(snaps)
+        if cut < n:
+            diff = difference(now, was)
+            assert diff is not None
+            for i, s in old_snaps.items():  # old i is new i + 1; before rest[cut] done above
+                if i > first + cut:
+                    self.snapshots[i + 1] = carried(s, diff, self._day_before(i))
+            self.state = carried(self.state, diff, self._day_before(len(entries)))
+        else:
+            self.state = now
+        self.entries.insert(first, cause)
+        self.keys.insert(first, sort_key(cause))
+        self.used[first:first + cut] = [pair, *new_used]
+        self.reads[first:first + cut] = [reads_money(own), *new_reads]
+        self.applied[first:first + cut] = [why is None, *new_applied]
+        self._thin()
+
+    def _day_before(self, i: int) -> date | None:
+        """The day of the last entry applied before entries[i] (the day to which the state
+        before it has matured); called before the late entry is inserted."""
+        for j in range(i - 1, -1, -1):
+            if self.applied[j]:
+                return self.entries[j].time.astimezone(UTC).date()
+        return None
+
+    def _thin(self) -> None:
+        """Keep at most MAX_SNAPSHOTS: thin out the oldest half when there are more."""
+        if len(self.snapshots) <= MAX_SNAPSHOTS:
+            return
+        keys = sorted(self.snapshots)
+        old, recent = keys[:len(keys) // 2], keys[len(keys) // 2:]
+        keep = {0, *old[::2], *recent}
+        self.snapshots = {i: self.snapshots[i] for i in keep}
+
+
+def _pair(books: Books, e: LedgerEntry, seen: int) -> Used:
+    try:
+        return books(e, seen)
+    except LookupError:
+        return None
+
+
+def _step(state: PartnerState, e: LedgerEntry, pair: Used, recorded: dict[str, Payout]
+          ) -> tuple[PartnerState, list[PostingGroup] | None]:
+    """An old entry folded again; its groups, None when refused (the state stays)."""
+    if pair is None:
+        return state, None
+    try:
+        groups, after, _ = step(state, e, *pair, recorded)
+    except REFUSALS:
+        return state, None
+    return after, groups
+
+
+def _apply(state: PartnerState, e: LedgerEntry, pair: Used, recorded: dict[str, Payout] | None
+           ) -> tuple[PartnerState, list[PostingGroup], list[Effect], str | None]:
+    """A late entry applied in its place: (state, its groups, its effects, refusal)."""
+    try:
+        if pair is None:
+            raise LookupError("the partner has no plan terms for this entry")
+        groups, after, effects = step(state, e, *pair, recorded)
+    except REFUSALS as exc:
+        return state, [], [], reason_of(exc)
+    return after, groups, effects, None
+
+
+def _lookahead(rest: list[LedgerEntry], reads: list[bool]
+               ) -> tuple[list[bool], dict[str, int]]:
+    """Per position: does any later entry read amounts of money; and per customer, the
+    position of the last entry about it."""
+    after = [False] * len(rest)
+    seen = False
+    for j in range(len(rest) - 1, -1, -1):
+        after[j] = seen
+        seen = seen or reads[j]
+    after = [a or r for a, r in zip(after, reads, strict=True)]  # from j on, j included
+    touched: dict[str, int] = {}
+    for j, e in enumerate(rest):
+        if e.customer_id is not None:
+            touched[e.customer_id] = j
+    return after, touched
 
 
 def _or_none(used: Used) -> tuple[PlanBook, Enrollment]:

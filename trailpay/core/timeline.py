@@ -34,7 +34,7 @@ from trailpay.core.money import make_money, round_money
 from trailpay.core.state import PartnerState, Payout, new_state
 
 SNAPSHOT_EVERY = 16  # entries between the states kept to fold again from
-MAX_SNAPSHOTS = 256  # per partner: beyond, the oldest are thinned out
+MAX_SNAPSHOTS = 256  # per partner: beyond, the older ones are thinned out (_thin)
 
 
 @dataclass(slots=True)
@@ -107,6 +107,8 @@ class Timeline:
         n = len(self.entries)
         if n % SNAPSHOT_EVERY == 0:
             self.snapshots[n] = self.state
+            if len(self.snapshots) > MAX_SNAPSHOTS:
+                self._thin()
         pair: Used = None
         reads = applied = False
         try:
@@ -217,14 +219,19 @@ class Timeline:
         return None
 
     def _thin(self) -> None:
-        """Keep at most MAX_SNAPSHOTS: thin out the oldest half when there are more."""
+        """Keep snapshots dense near the end of the history, where late entries land, and
+        sparser further back: the gap kept grows with the distance from the end (at least
+        SNAPSHOT_EVERY entries, at most a 32nd of the distance), about 32 per doubling."""
         if len(self.snapshots) <= MAX_SNAPSHOTS:
             return
-        keys = sorted(self.snapshots)
-        old, recent = keys[:len(keys) // 2], keys[len(keys) // 2:]
-        keep = {0, *old[::2], *recent}
-        self.snapshots = {i: self.snapshots[i] for i in keep}
-
+        n = len(self.entries)
+        kept: dict[int, PartnerState] = {}
+        last = None
+        for i in sorted(self.snapshots, reverse=True):
+            if i == 0 or last is None or last - i >= max(SNAPSHOT_EVERY, (n - i) // 32):
+                kept[i] = self.snapshots[i]
+                last = i
+        self.snapshots = kept
 
 def _pair(books: Books, e: LedgerEntry, seen: int) -> Used:
     try:

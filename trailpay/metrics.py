@@ -36,6 +36,18 @@ REFOLDED_ENTRIES = Counter(
     "trailpay_refolded_entries_total", "Entries folded again for late entries, in all")
 CONSUMER_LAG = Gauge(
     "trailpay_consumer_lag", "Messages behind the high-water mark", ["consumer", "topic", "partition"])
+POISON_RECORDS = Counter(
+    "trailpay_poison_records_total",
+    "Records the consumer's handler failed on alone, after one retry, with the database and "
+    "broker up: dead-lettered (stage ledger or accrual, reason poison) and skipped", ["service"])
+STALLED_SECONDS = Gauge(
+    "trailpay_stalled_seconds",
+    "Seconds the consumer has been retrying failed batches or records without progress "
+    "(0 while it progresses)", ["service"])
+CONSECUTIVE_FAILURES = Gauge(
+    "trailpay_consumer_consecutive_failures",
+    "Consecutive failures of the batch or record the consumer is retrying; /readyz reports a "
+    "stall at CONSUMER_STALL_FAILURES", ["service"])
 BATCH_SIZE = Histogram(
     "trailpay_batch_size", "Records per consumer batch", ["consumer"],
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000))

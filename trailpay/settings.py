@@ -36,6 +36,10 @@ class Settings(BaseSettings):
         description="Records per consumer batch at most; under load a batch fills up to it, so "
                     "the per-batch cost (locks, round trips, commit) is shared by more events.")
     consumer_poll_ms: int = Field(default=200, ge=1)
+    consumer_stall_failures: int = Field(
+        default=5, ge=2,
+        description="Consumers: consecutive failures of one batch or record after which "
+                    "/readyz reports a stall (a poison record is dead-lettered after two).")
     outbox_batch_max: int = Field(default=5000, ge=1)
     gc_young_threshold: int = Field(
         default=300_000, ge=0,

@@ -44,4 +44,5 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         ]
 
     await run_consumer_service(settings, stop, name="accrual", topic=settings.topic_ledger,
-                               group=settings.group_accrual, default_port=9102, wire=wire)
+                               group=settings.group_accrual, default_port=9102, wire=wire,
+                               poison=dead_letters.poison("accrual", settings.topic_events_dlq))

@@ -36,4 +36,5 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                                    settings.outbox_batch_max, wake, stop, handoff)]
 
     await run_consumer_service(settings, stop, name="ledger", topic=settings.topic_events,
-                               group=settings.group_ledger, default_port=9101, wire=wire)
+                               group=settings.group_ledger, default_port=9101, wire=wire,
+                               poison=dead_letters.poison("ledger", settings.topic_events_dlq))

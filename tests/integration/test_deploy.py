@@ -359,7 +359,7 @@ def test_alert_rules_use_metrics_that_exist():
         assert used in declared or base in declared, f"alerts.yml uses unknown metric {used}"
     names = {r["alert"] for r in rules}
     assert {"TrailpayServiceDown", "TrailpayConsumerLagHigh", "TrailpayDeadLettersIncreasing",
-            "TrailpayHttpLatencyHigh"} <= names
+            "TrailpayHttpLatencyHigh", "TrailpayConsumerStalled"} <= names
 
 
 def test_promtool_checks_the_prometheus_config():
@@ -397,6 +397,22 @@ tests:
         alertname: TrailpayDeadLettersIncreasing
         exp_alerts:
           - exp_labels: {severity: warning, stage: validate, reason: schema}
+  - interval: 1m
+    input_series:
+      # ledger: stuck from minute 2 on (the gauge counts the seconds); accrual: a poison
+      # record bisected and dead-lettered within a minute, then progressing again.
+      - series: 'trailpay_stalled_seconds{service="ledger", instance="ledger:9101"}'
+        values: '0 0 0+60x10'
+      - series: 'trailpay_stalled_seconds{service="accrual", instance="accrual:9102"}'
+        values: '0 5 40 0 0 0 0 0 0 0 0 0'
+    alert_rule_test:
+      - eval_time: 4m
+        alertname: TrailpayConsumerStalled
+        exp_alerts: []
+      - eval_time: 6m
+        alertname: TrailpayConsumerStalled
+        exp_alerts:
+          - exp_labels: {severity: critical, service: ledger, instance: "ledger:9101"}
   - interval: 1m
     input_series:
       # accrual: one partition reported by two replicas (a rebalance): counted once.

@@ -55,7 +55,7 @@ async def test_every_service_is_live_ready_and_counts_what_it_does(client, stack
             assert await eventually(lambda b=base: up(b), timeout=60) == {"status": "ok", "service": name}
             ready = await http.get(f"{base}/readyz")
             assert ready.status_code == 200
-            assert ready.json()["checks"] == {"database": True, "broker": True}
+            assert ready.json()["checks"] == {"database": True, "broker": True, "consuming": True}
 
         async def posted() -> bool:
             text = (await http.get(f"http://127.0.0.1:{ops_ports['accrual']}/metrics")).text

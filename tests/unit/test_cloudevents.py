@@ -269,3 +269,102 @@ def test_batch_is_all_or_nothing_and_names_the_index():
     events[2] = "not an event"
     assert rejected(lambda: decode_http(orjson.dumps(events), "application/json",
                                         {})).field == "[2]"
+
+
+# --- validation at the door: what reaches the journal can be stored and computed -----------
+
+def _both(event: dict[str, Any] | bytes) -> list[EventRejected]:
+    """The rejection over HTTP and over Kafka: the same checks apply to both."""
+    body = event if isinstance(event, bytes) else orjson.dumps(event)
+    return [rejected(lambda: decode_http(body, STRUCTURED, {})),
+            rejected(lambda: decode_kafka(body, []))]
+
+
+@pytest.mark.parametrize(("mutate", "field", "says"), [
+    (_set("id", "evt\x00nul"), "id", "no control characters"),
+    (_set("id", "evt\x1b[31m"), "id", "no control characters"),
+    (_set("id", "x" * 10_000), "id", "longer than 256 characters"),
+    (_set("source", "crm\x00"), "source", "no control characters"),
+    (_set("subject", "s" * 257), "subject", "longer than 256"),
+    (_set("data.customer_id", "C\x00"), "data.customer_id", "no control characters"),
+    (_set("data.deal_id", "D" * 129), "data.deal_id", "longer than 128"),
+    (_set("data.partners.0.partner_id", "P\x85"), "data.partners[0].partner_id", "control"),
+    (_set("data.acv", "9" * 400), "data.acv", "at most 14 digits before the point"),
+    (_set("data.acv", "123456789012345.00"), "data.acv", "at most 14 digits"),
+    (_set("data.tcv", "1.1234567"), "data.tcv", "6 after"),
+    (_set("data.partners.0.share", "0." + "1" * 40), "data.partners[0].share", "longer than 14"),
+    (_set("data.currency", "XYZ"), "data.currency", "ISO 4217"),
+    (_set("data.start_date", "0077-01-01"), "data.start_date", "years 1900 to 2200"),
+    (_set("data.start_date", "2201-01-01"), "data.start_date", "years 1900 to 2200"),
+    (_set("time", "0077-01-01T00:00:00Z"), "time", "years 1900 to 2200"),
+    (_set("data.term_months", 10**6), "data.term_months", "maximum"),
+    (_set("comment", "line\nbreak"), "comment", "no control characters"),
+    (_set("comment", "c" * 1025), "comment", "longer than 1024"),
+    (_set("a" * 65, "x"), "a" * 64, "at most 64 characters"),
+])
+def test_ids_codes_amounts_and_dates_are_bounded_at_the_door(mutate, field, says):
+    event = deal_event()
+    mutate(event)
+    for exc in _both(event):
+        assert (exc.field, exc.status) == (field, 400), exc
+        assert says in exc.reason, exc.reason
+        # The rejection quotes the value at most briefly: it goes to problem bodies, logs
+        # and dead letters.
+        assert len(exc.reason) < 200 and "\x00" not in exc.reason
+
+
+@pytest.mark.parametrize(("path", "at_limit", "over"), [
+    ("id", "e" * 256, "e" * 257),
+    ("source", "s" * 256, "s" * 257),
+    ("data.deal_id", "D" * 128, "D" * 129),
+    ("data.acv", "99999999999999.999999", "999999999999999.99"),
+    ("data.tcv", "0.123456", "0.1234567"),
+    ("data.start_date", "1900-01-01", "1899-12-31"),
+    ("data.start_date", "2200-12-31", "2201-01-01"),
+    ("time", "2200-12-31T23:59:59Z", "2201-01-01T00:00:00Z"),
+    ("data.term_months", 1200, 1201),
+    ("data.currency", "JPY", "XYZ"),
+])
+def test_each_bound_is_exact(path, at_limit, over):
+    event = deal_event()
+    _set(path, at_limit)(event)
+    [env] = decode_http(orjson.dumps(event), STRUCTURED, {})
+    assert decode_kafka(env.raw, []).raw == env.raw
+    _set(path, over)(event)
+    assert {e.field.replace("[0]", ".0") for e in _both(event)} == {path}
+
+
+def test_free_text_keeps_tabs_and_line_breaks_but_no_other_control_characters():
+    churn = {"specversion": "1.0", "id": "ch", "source": "crm", "type": "subscription.churned",
+             "time": "2026-03-01T00:00:00Z",
+             "data": {"customer_id": "C-1", "effective_date": "2026-03-01",
+                      "reason": "budget cut\n\tand a new CFO"}}
+    assert decode_kafka(orjson.dumps(churn), []).fact.reason.startswith("budget")
+    churn["data"]["reason"] = "budget\x00cut"
+    assert {(e.field, "control characters" in e.reason) for e in _both(churn)} == {
+        ("data.reason", True)}
+    churn["data"]["reason"] = "r" * 2001
+    assert {e.field for e in _both(churn)} == {"data.reason"}
+
+
+def test_numbers_out_of_range_are_refused_anywhere_never_stored_as_something_else():
+    good = orjson.dumps(deal_event())
+    # An integer extension beyond 64 bits (JSON parsers make it a lossy float).
+    ext = good.replace(b'"specversion"', b'"seq":100000000000000000000000000000,"specversion"')
+    assert {e.field for e in _both(ext)} == {"seq"}
+    for text in (b'"NaN"', b'"Infinity"', b'"1e400"', b'"1E+2"'):  # money is digits only
+        as_money = good.replace(b'"acv":"100000.00"', b'"acv":' + text)
+        assert {(e.field, "decimal string" in e.reason) for e in _both(as_money)} == {
+            ("data.acv", True)}, text
+    for text in (b"NaN", b"Infinity", b"-Infinity", b"1e400"):
+        as_extension = good.replace(b'"specversion"', b'"seq":' + text + b',"specversion"')
+        assert {e.field for e in _both(as_extension)} == {"(body)"}, text
+        as_term = good.replace(b'"term_months":24', b'"term_months":' + text)
+        assert {e.field for e in _both(as_term)} == {"(body)"}, text
+
+
+def test_a_batch_names_the_index_of_the_unbounded_event():
+    events = [deal_event(id=f"evt-{i}") for i in range(3)]
+    events[1]["id"] = "evt\x00"
+    exc = rejected(lambda: decode_http(orjson.dumps(events), BATCH, {}))
+    assert exc.field == "[1].id" and "control characters" in exc.reason

@@ -90,13 +90,36 @@ def _at(prefix: str, path: str) -> str:
     return f"{prefix}.{path}" if prefix else path
 
 
+# Patterns the schemas share, and what a rejection says when a value misses one of them.
+PRINTABLE = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+FREE_TEXT = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F]+$"
+YEARS = "^(19[0-9]{2}|2[01][0-9]{2}|2200)-"
+_PATTERN_SAYS = {
+    PRINTABLE: "must be printable: no control characters",
+    FREE_TEXT: "must hold no control characters other than tab and line breaks",
+    YEARS: "must be a date in the years 1900 to 2200",
+}
+CURRENCY_FIELDS = frozenset({"currency", "adjustment_currency"})
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value as a rejection quotes it: repr (control characters escaped), cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + "...'"
+
+
 def _first_error(validator: Any, instance: Any, base: list[str | int]) -> tuple[str, str] | None:
-    """(dotted path, message) of the first schema error, or None when valid."""
+    """(dotted path, message) of the first schema error, or None when valid. A message
+    quotes the offending value at most shortly: it ends up in problem bodies, logs and
+    dead letters."""
     if validator.is_valid(instance):
         return None
     err = next(iter(validator.iter_errors(instance)))
     path: list[str | int] = [*base, *err.instance_path]
     kind, message = err.kind, err.message
+    name = path[-1] if path else ""
+    if len(message) > 200:
+        message = message[:197] + "..."
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
         path.append(kind.property)  # name the missing property, not its parent
         message = "is required"
@@ -104,21 +127,33 @@ def _first_error(validator: Any, instance: Any, base: list[str | int]) -> tuple[
         path.append(kind.unexpected[0])
         message = "is not an allowed property"
     elif isinstance(kind, jsonschema_rs.ValidationErrorKind.PropertyNames):
-        name = kind.error.instance
-        path.append(name if isinstance(name, str) else str(name))
-        message = "extension attribute names must be lowercase letters and digits"
+        bad = kind.error.instance
+        path.append(bad[:64] if isinstance(bad, str) else str(bad))
+        message = ("extension attribute names must be lowercase letters and digits, "
+                   "at most 64 characters long")
     elif isinstance(kind, jsonschema_rs.ValidationErrorKind.Type) and _is_number(err.instance):
-        name = path[-1] if path else ""
         if name in MONEY_FIELDS:
             message = 'money must be a decimal string such as "1234.50", never a JSON number'
         elif name == "share":
             message = 'share must be a decimal string such as "0.5", never a JSON number'
-    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern) and path:
-        name = path[-1]
+    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern):
         if name in MONEY_FIELDS:
-            message = f'money must be a decimal string such as "1234.50", got {err.instance!r}'
+            message = ('money must be a decimal string such as "1234.50", at most 14 digits '
+                       f"before the point and 6 after, got {_shown(err.instance)}")
         elif name == "share":
-            message = f"share must be a decimal string with 0 < share <= 1, got {err.instance!r}"
+            message = f"share must be a decimal string with 0 < share <= 1, got {_shown(err.instance)}"
+        elif kind.pattern in _PATTERN_SAYS:
+            message = f"{_PATTERN_SAYS[kind.pattern]}, got {_shown(err.instance)}"
+        else:
+            message = f"{_shown(err.instance)} does not match {kind.pattern!r}"
+    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.MaxLength):
+        message = f"is longer than {kind.limit} characters ({len(err.instance)})"
+    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+        if name in CURRENCY_FIELDS:
+            message = f"not an ISO 4217 currency code that trailpay knows: {_shown(err.instance)}"
+        else:
+            message = (f"{_shown(err.instance)} is not one of "
+                       + ", ".join(repr(o) for o in kind.options))
     return _dotted(path), message
 
 

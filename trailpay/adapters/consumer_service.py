@@ -2,8 +2,10 @@
 
 The ops server starts first, so /healthz answers while the consumer is still joining
 its group (a slow join is not a dead process); /readyz says ready only once the
-database and the broker both answer. Each service supplies its batch handler and any
-extra loops (outbox publishers, the payout scheduler) through `wire`.
+database and the broker both answer, and not while the consumer is stalled on a batch
+or record (trailpay.adapters.isolation). Each service supplies its batch handler and
+any extra loops (outbox publishers, the payout scheduler) through `wire`, and what
+to do with a poison record (dead-letter it) through `poison`.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from trailpay.adapters import kafka
-from trailpay.adapters.consume import Handler, consume
+from trailpay.adapters.consume import Handler, Poison, consume, isolation
 from trailpay.adapters.db import create_engine, ping
+from trailpay.adapters.isolation import Stall
 from trailpay.adapters.ops_server import ops_app, ops_server
 from trailpay.adapters.supervise import until_stopped
 from trailpay.settings import Settings
 
 Wire = Callable[[AsyncEngine, AIOKafkaProducer], tuple[Handler, list[Coroutine[Any, Any, Any]]]]
+PoisonFactory = Callable[[AsyncEngine, AIOKafkaProducer], Poison]
 
 
 async def _join(task: Awaitable[Any]) -> None:
@@ -46,17 +50,23 @@ async def _close(log: logging.Logger, what: str, closing: Awaitable[Any]) -> Non
 
 
 async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name: str, topic: str,
-                               group: str, default_port: int, wire: Wire) -> None:
+                               group: str, default_port: int, wire: Wire,
+                               poison: PoisonFactory) -> None:
     log = logging.getLogger(f"trailpay.{name}")
     engine = create_engine(settings)
     producer = kafka.producer(settings)
     started = asyncio.Event()
+    stall = Stall(threshold=settings.consumer_stall_failures)
+
+    async def healthy() -> bool:
+        return await ping(engine) and await kafka.ping(producer, topic)
 
     async def ready() -> dict[str, bool]:
         return {"database": await ping(engine),
-                "broker": started.is_set() and await kafka.ping(producer, topic)}
+                "broker": started.is_set() and await kafka.ping(producer, topic),
+                "consuming": not stall.stalled}
 
-    server = ops_server(ops_app(name, ready), settings.gateway_host,
+    server = ops_server(ops_app(name, ready, stall.report), settings.gateway_host,
                         settings.metrics_port or default_port)
     serving = asyncio.create_task(server.serve())
     consumer = None
@@ -67,9 +77,10 @@ async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name:
         await consumer.start()
         started.set()
         handle, loops = wire(engine, producer)
+        isolated = isolation(name, handle, poison(engine, producer), healthy, stall)
         log.info("%s consuming %s as %s", name, topic, group)
         await until_stopped(stop, [
-            consume(consumer, group, handle, stop, settings.consumer_poll_ms,
+            consume(consumer, group, isolated, stop, settings.consumer_poll_ms,
                     settings.consumer_batch_max),
             *loops,
             _join(serving),

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 Check = Callable[[], Awaitable[dict[str, bool]]]
+Detail = Callable[[], dict[str, Any] | None]
 
 
-def ops_app(service: str, ready: Check) -> FastAPI:
+def ops_app(service: str, ready: Check, stall: Detail = lambda: None) -> FastAPI:
+    """`ready` names each check and whether it passed; `stall` says, while the consumer is
+    stuck on a batch or record, which one and for how long (shown under "stall")."""
     app = FastAPI(title=f"trailpay {service} ops", openapi_url=None)
 
     @app.get("/metrics")
@@ -27,7 +31,11 @@ def ops_app(service: str, ready: Check) -> FastAPI:
         checks = await ready()
         ok = all(checks.values())
         response.status_code = 200 if ok else 503
-        return {"status": "ready" if ok else "not ready", "checks": checks}
+        body: dict[str, object] = {"status": "ready" if ok else "not ready", "checks": checks}
+        stuck = stall()
+        if stuck is not None:
+            body["stall"] = stuck
+        return body
 
     return app
 

@@ -6,8 +6,8 @@ that the two stay in step, collations included.
 """
 
 from sqlalchemy import (
-    CHAR, BigInteger, Column, Date, DateTime, Integer, MetaData, Numeric, SmallInteger,
-    Table, Text,
+    CHAR, BigInteger, Column, Date, DateTime, Integer, LargeBinary, MetaData, Numeric,
+    SmallInteger, Table, Text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
@@ -56,6 +56,7 @@ dead_letters = Table(
     Column("partition", Integer),
     Column("offset", BigInteger),
     Column("payload", Text, nullable=False),
+    Column("raw", LargeBinary),  # the message's bytes as received (migration 0016)
 )
 
 plan_versions = Table(

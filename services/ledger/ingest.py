@@ -56,7 +56,7 @@ def _dead(msg: Inbound, reason: str, fld: str | None, env: Envelope | None = Non
         stage="ledger", reason=reason, field=fld, payload=msg.value.decode(errors="replace"),
         source=env.source if env else None, event_id=env.id if env else None,
         type=env.type if env else None, topic=msg.topic, partition=msg.partition,
-        offset=msg.offset)
+        offset=msg.offset, raw=msg.value)
 
 
 def _named_partners(env: Envelope) -> list[tuple[str, str]]:

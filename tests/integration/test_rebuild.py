@@ -23,7 +23,8 @@ async def _caught_up(engine, partners: list[str], at_least: int) -> bool:
         pg = await raw(conn)
         mine, entries, applied = await pg.fetchrow(
             "SELECT (SELECT count(*) FROM ledger_entries WHERE partner_id = ANY($1::text[])), "
-            "(SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM accrual_applied)",
+            "(SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM accrual_applied a "
+            "JOIN ledger_entries e ON e.entry_id = a.entry_id)",
             partners)
         return mine >= at_least and entries == applied
 

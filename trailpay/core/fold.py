@@ -32,7 +32,13 @@ Books = Callable[..., tuple[PlanBook, Enrollment]]
 
 
 def reason_of(exc: BaseException) -> str:
-    return getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    """The engine's reason; for an error no rule raised on purpose, its kind too."""
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return reason
+    if isinstance(exc, (PlanError, LookupError, MoneyError)):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(slots=True)

@@ -15,9 +15,10 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from tests.kit import deal, fact
 from tests.unit.test_engine_properties import BOOK, programmes
 from trailpay.core.attribution import customer_after, entries_for, partners_of
-from trailpay.core.facts import COMMAND_SOURCE, PayoutRunRequested
+from trailpay.core.facts import COMMAND_SOURCE, PartnerShare, PayoutRunRequested
 from trailpay.core.fold import fold_partners
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.payouts import run_id
@@ -153,3 +154,34 @@ def test_runs_that_know_every_earlier_fact_pay_exactly_the_sorted_fold(data, pro
         order.insert(at, run)
     posted, _ = deliver(order, data.draw(st.lists(st.integers(0, len(order)), max_size=4)))
     assert nets(posted) == nets(g for f in defined.values() for g in f.groups)
+
+
+def test_a_refused_late_entry_is_reported_and_folds_nothing_again():
+    """Issue 13: an entry the engine refuses is dead-lettered with its reason, never blocks
+    the partner's later entries, and a refused late entry triggers no re-fold."""
+    def entry(seq: int, day: str, f):
+        at = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+        return entries_for(seq, f"e{seq}", "crm", at, f, partners_of(f, None) or (
+            (PartnerShare("P1", "sourced", Decimal(1)),)), "D-C1", at)[0]
+
+    t = Timeline("P1")
+    first = t.arrive([entry(1, "2026-01-10", deal(customer="C1", acv="1000.00",
+                                                  partners=[("P1", "1")], deal_id="D-C1")),
+                      entry(2, "2026-03-01", fact("usage.reported", customer_id="C1",
+                                                  currency="USD", metric="m", quantity="1",
+                                                  revenue="100.00", period_start="2026-03-01",
+                                                  period_end="2026-03-01"))], books)
+    assert not first.refused and first.refolds == 0
+    # A second new deal for the active customer, dated before the usage: refused, late.
+    late = t.arrive([entry(3, "2026-02-01", deal(customer="C1", acv="5000.00",
+                                                 partners=[("P1", "1")], deal_id="D-C1"))],
+                    books)
+    assert [why for _, why in late.refused] == [
+        "data.kind: customer C1 already has an active contract (deal D-C1) with partner P1; "
+        "send a further deal as kind renewal or expansion"]
+    assert late.refolds == 0 and late.groups == []
+    after = t.arrive([entry(4, "2026-04-01", fact("usage.reported", customer_id="C1",
+                                                  currency="USD", metric="m", quantity="1",
+                                                  revenue="100.00", period_start="2026-04-01",
+                                                  period_end="2026-04-01"))], books)
+    assert not after.refused and after.groups  # the partner's next entry goes on

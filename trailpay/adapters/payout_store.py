@@ -72,9 +72,6 @@ async def attribute_confirmations(
 
 # --- accrual: projections ------------------------------------------------------------------
 
-PROJECTED = (PayoutRunRequested, PayoutConfirmed, PayoutFailed, DisputeOpened, DisputeResolved)
-
-
 @dataclass
 class Changes:
     """What one accrual batch changed in payouts and disputes, in entry order."""

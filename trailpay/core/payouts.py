@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from trailpay.core.state import PartnerState, Payout
 
 CADENCES = ("monthly", "quarterly", "on_demand")
 
@@ -79,15 +78,3 @@ def due_runs(partners: Iterable[Schedulable], today: date) -> list[tuple[str, da
             continue
         out.append((p.partner_id, as_of))
     return sorted(out)
-
-
-def changed_payouts(before: PartnerState, after: PartnerState) -> list[tuple[Payout, bool]]:
-    """Payouts an entry created (True) or whose status it changed (False)."""
-    out = []
-    for pid, p in sorted(after.payouts.items()):
-        old = before.payouts.get(pid)
-        if old is None:
-            out.append((p, True))
-        elif (old.status, old.reference) != (p.status, p.reference):
-            out.append((p, False))
-    return out

@@ -149,8 +149,15 @@ class Timeline:
         now, own, effects, why = _apply(state, cause, pair, recorded if stale else None)
         out.groups += own  # what the late fact itself did: dated as it happened
         out.effects += effects
-        if why is not None:
+        if why is not None:  # refused: it changes nothing, and nothing folds again
             out.refused.append((cause, why))
+            self.entries.insert(first, cause)
+            self.keys.insert(first, sort_key(cause))
+            self.used.insert(first, pair)
+            self.reads.insert(first, False)
+            self.applied.insert(first, False)
+            self.snapshots = {(i + 1 if i > first else i): s for i, s in self.snapshots.items()}
+            return
         rest = entries[first:]
         n = len(rest)
         cut = n

@@ -95,6 +95,18 @@ def require_unbound(scope: str, what: str):
     return check
 
 
+async def partner_enroller(
+    partner_id: str, principal: Annotated[Principal, Depends(require("partners:write"))],
+) -> Principal:
+    """Enrolment is ops work: a partner-bound key changes no partner's terms, not even its
+    own (another partner's answers 404, as if it did not exist; its own 403)."""
+    if principal.partner_id is not None:
+        visible_partner(principal, partner_id)
+        raise HTTPException(403, "a partner-bound key cannot enrol partners or change their "
+                                 "terms")
+    return principal
+
+
 async def dispute_opener(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     """Ops (partners:write) open disputes for any partner; a partner-bound key with
     statements:read opens them on its own statement lines."""
@@ -118,8 +130,8 @@ ProducerDep = Annotated[Producer, Depends(get_producer)]
 # (201, 202) is never ahead of what it reports; a failed commit is an error, not a success.
 ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
 EventsWriter = Annotated[Principal, Depends(require("events:write"))]
-PlansWriter = Annotated[Principal, Depends(require("plans:write"))]
-PartnersWriter = Annotated[Principal, Depends(require("partners:write"))]
+PlansWriter = Annotated[Principal, Depends(require_unbound("plans:write", "publish plans"))]
+PartnersWriter = Annotated[Principal, Depends(partner_enroller)]
 StatementsReader = Annotated[Principal, Depends(require("statements:read"))]
 PayablesReader = Annotated[Principal, Depends(require("payables:read"))]
 PayoutRunner = Annotated[Principal, Depends(require_unbound("payouts:write", "run payouts"))]

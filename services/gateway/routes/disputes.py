@@ -19,6 +19,7 @@ from services.gateway.deps import (
     ConnDep, DisputeOpener, DisputeResolver, ProducerDep, SettingsDep, StatementsReader,
     visible_partner,
 )
+from services.gateway.limits import DEFAULT, body_limit
 from services.gateway.render import amount, dispute_json
 from trailpay.adapters import commands, read_models
 from trailpay.adapters.read_models import DisputeView
@@ -56,7 +57,8 @@ def _visible(principal, d: DisputeView | None, dispute_id: str) -> DisputeView:
     return d
 
 
-@router.post("", status_code=202, operation_id="postDispute",
+@router.post("", status_code=202, operation_id="postDispute", openapi_extra=body_limit(DEFAULT),
+             responses={200: {"description": "Already opened so: nothing changed"}},
              summary="Dispute a statement line; the partner's payouts are held until resolved")
 async def post_dispute(body: DisputeIn, principal: DisputeOpener, conn: ConnDep,
                        producer: ProducerDep, settings: SettingsDep,
@@ -122,6 +124,7 @@ def _adjustment(a: AdjustmentIn | None) -> dict[str, str] | None:
 
 
 @router.post("/{dispute_id}/resolution", status_code=202, operation_id="postDisputeResolution",
+             openapi_extra=body_limit(DEFAULT),
              summary="Accept (optionally with an adjustment) or reject a dispute",
              responses={200: {"description": "already resolved so: nothing changed"},
                         409: {"description": "already resolved otherwise"}})

@@ -5,10 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 
 from services.gateway.deps import EngineDep, EventsWriter, Principal, ProducerDep, SettingsDep
+from services.gateway.limits import MiB, body_limit
 from services.gateway.render import JSONBody
 from trailpay import metrics
 from trailpay.adapters import customers
-from trailpay.adapters.cloudevents import Envelope, EventRejected, decode_http, encode_kafka
+from trailpay.adapters.cloudevents import (
+    BATCH, JSON, MAX_BATCH, STRUCTURED, Envelope, EventRejected, decode_http, encode_kafka,
+)
 from trailpay.adapters.db import Engine
 from trailpay.core.facts import (
     COMMAND_SOURCE, COMMAND_TYPES, ComarketingCompleted, DealClosed, ReferralQualified,
@@ -72,8 +75,18 @@ async def confine(principal: Principal, envelopes: list[Envelope], batch: bool,
                                          "for its own customers only")
 
 
+_EVENT = {"type": "object", "description": "a CloudEvent: see schemas/cloudevent.json and "
+                                           "schemas/events/<type>.json"}
+_BATCH = {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": MAX_BATCH}
+
+
 @router.post("/events", status_code=202, operation_id="postEvents",
-             summary="Submit CloudEvents (single, binary mode or batch)")
+             summary="Submit CloudEvents (single, binary mode or batch)",
+             responses={400: {"description": "An event is invalid; `field` names it"},
+                        413: {}, 415: {"description": "Not a CloudEvents or JSON content type"}},
+             openapi_extra=body_limit(1 * MiB, requestBody={"required": True, "content": {
+                 STRUCTURED: {"schema": _EVENT}, BATCH: {"schema": _BATCH},
+                 JSON: {"schema": {"oneOf": [_EVENT, _BATCH]}}}}))
 async def post_events(request: Request, principal: EventsWriter, producer: ProducerDep,
                       settings: SettingsDep, engine: EngineDep) -> JSONBody:
     body = await request.body()

@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
+from services.gateway.limits import KiB, body_limit
 from services.gateway.deps import ConnDep, PartnersWriter, StatementsReader, visible_partner
 from services.gateway.routes.statements import cached
-from trailpay.adapters import plan_store
+from trailpay.adapters import json_values, plan_store
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
 
@@ -26,11 +27,18 @@ class PartnerIn(BaseModel):
     payment: dict[str, Any] | None = None
 
 
-@router.put("/{partner_id}", operation_id="putPartner", summary="Enrol a partner or change its terms")
+@router.put("/{partner_id}", operation_id="putPartner", summary="Enrol a partner or change its terms",
+            responses={201: {"description": "Enrolled, or its terms changed"}},
+            openapi_extra=body_limit(256 * KiB))
 async def put_partner(partner_id: str, body: PartnerIn, _: PartnersWriter, conn: ConnDep,
                       response: Response) -> dict[str, Any]:
     if body.partner_id is not None and body.partner_id != partner_id:
         raise HTTPException(422, "body.partner_id must equal the partner_id in the path")
+    try:  # NaN, Infinity and 1e400 were stored as null, a 400-digit integer was a 500
+        json_values.check(body.overrides, "body.overrides")
+        json_values.check(body.payment, "body.payment")
+    except json_values.ValueRefused as exc:
+        raise HTTPException(422, str(exc)) from None
     changed, seq = await plan_store.enroll_partner(
         conn, partner_id, body.type, body.plan_id, body.overrides, body.payment)
     response.status_code = 201 if changed else 200

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from services.gateway.deps import (
     ConnDep, PayablesReader, PayoutRunner, ProducerDep, SettingsDep,
 )
+from services.gateway.limits import DEFAULT, body_limit
 from services.gateway.render import payout_json
 from trailpay.adapters import payout_runs, read_models
 from trailpay.core.payouts import run_id
@@ -24,7 +25,7 @@ class PayoutRunIn(BaseModel):
         default=None, min_length=1, description="Only these partners (default: every partner)")
 
 
-@router.post("", status_code=202, operation_id="postPayoutRun",
+@router.post("", status_code=202, operation_id="postPayoutRun", openapi_extra=body_limit(DEFAULT),
              summary="Run payouts as of a date: one payout per partner and currency due")
 async def post_payout_run(body: PayoutRunIn, _: PayoutRunner, conn: ConnDep,
                           producer: ProducerDep, settings: SettingsDep,

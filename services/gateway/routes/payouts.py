@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from services.gateway.deps import (
     ConnDep, PayablesReader, PayoutsWriter, ProducerDep, SettingsDep, visible_partner,
 )
+from services.gateway.limits import DEFAULT, body_limit
 from services.gateway.render import payout_json
 from trailpay.adapters import commands, read_models
 from trailpay.core.facts import PayoutConfirmed, PayoutFailed
@@ -32,6 +33,7 @@ async def get_payout(payout_id: str, principal: PayablesReader, conn: ConnDep) -
 
 
 @router.post("/{payout_id}/confirmation", status_code=202, operation_id="postPayoutConfirmation",
+             openapi_extra=body_limit(DEFAULT),
              summary="The ERP paid the payout, or the payment failed (back to payable)",
              responses={200: {"description": "already confirmed so: nothing changed"},
                         409: {"description": "already confirmed otherwise"}})

@@ -6,18 +6,21 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
+from services.gateway.limits import body_limit
 from services.gateway.deps import ConnDep, PlansWriter, ProducerDep, SettingsDep, StatementsReader
 from trailpay.adapters import commands, plan_store
-from trailpay.adapters.plan_documents import read_plan_document
+from trailpay.adapters.plan_documents import PLAN_MAX_BYTES, read_plan_document
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
 
 @router.put("/{plan_id}/versions/{version}", operation_id="putPlanVersion",
             summary="Publish a plan version (application/json or application/yaml)",
-            openapi_extra={"requestBody": {"required": True, "content": {
+            responses={200: {"description": "Already published with this document"},
+                       201: {"description": "Published"}},
+            openapi_extra=body_limit(PLAN_MAX_BYTES, requestBody={"required": True, "content": {
                 "application/json": {"schema": {"type": "object"}},
-                "application/yaml": {"schema": {"type": "string"}}}}})
+                "application/yaml": {"schema": {"type": "string"}}}}))
 async def put_plan_version(plan_id: str, version: int, request: Request, _: PlansWriter,
                            conn: ConnDep, response: Response, producer: ProducerDep,
                            settings: SettingsDep, retroactive: bool = Query(

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.render import JSONBody
-from trailpay.adapters.cloudevents import EventRejected
+from trailpay.adapters.cloudevents import FREE_TEXT, PRINTABLE, EventRejected
 from trailpay.core.facts import FactError
 from trailpay.core.money import MoneyError
 
@@ -133,6 +133,18 @@ class AnswerFailures:
                           instance=scope["path"])(scope, receive, send)
 
 
+PATTERN_SAYS = {PRINTABLE: "must be printable: no control characters",
+                FREE_TEXT: "must hold no control characters other than tab and line breaks"}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """A validation error's message; the shared id and text patterns in words."""
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error.get("type") == "string_pattern_mismatch" and pattern in PATTERN_SAYS:
+        return PATTERN_SAYS[pattern]
+    return str(error.get("msg", ""))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error raised in `app` as application/problem+json."""
 
@@ -153,7 +165,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                        instance=request.url.path, headers=headers or None)
 
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [{"field": field_path(e.get("loc", ())), "message": str(e.get("msg", ""))}
+        errors = [{"field": field_path(e.get("loc", ())), "message": _message(e)}
                   for e in exc.errors()]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]

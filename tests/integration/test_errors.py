@@ -139,3 +139,28 @@ async def test_readyz_not_ready_is_a_problem_naming_the_check(client, monkeypatc
     body = assert_problem(r, 503)
     assert body["checks"] == {"database": False, "broker": True}
     assert "database" in body["detail"]
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/partners/P%00x", "/v1/partners/P%00x/balances", "/v1/partners/P%00x/statements/2026-01",
+    "/v1/plans/p%00x", "/v1/payouts/po%00x", "/v1/disputes/d%00x", "/v1/payout-runs/r%00x",
+    "/v1/payables?partner_id=P%00x", "/v1/disputes?partner_id=P%00x",
+    "/v1/partners/" + "P" * 10_000,
+])
+async def test_a_control_character_or_an_oversized_id_is_a_422_not_a_500(client, path):
+    body = assert_problem(await client.get(path), 422)
+    assert body["field"].startswith(("path.", "query.")), body
+
+
+async def test_ids_in_bodies_are_printable_and_bounded(client):
+    plan_id, _ = await setup_programme(client, 0)
+    long_id = "P" * 10_000
+    r = await client.put(f"/v1/partners/{long_id}", json={"type": "reseller", "plan_id": plan_id})
+    assert_problem(r, 422, "path.partner_id")
+    assert_problem(await client.get(f"/v1/partners/{long_id[:128]}"), 404)
+    r = await client.put(f"/v1/partners/{uid('P')}", json={"type": "re\u0000seller",
+                                                          "plan_id": plan_id})
+    assert "printable" in assert_problem(r, 422, "body.type")["detail"]
+    r = await client.post("/v1/disputes", json={"partner_id": "P", "posting_id": "g\u0000",
+                                                "reason": "r"})
+    assert_problem(r, 422, "body.posting_id")

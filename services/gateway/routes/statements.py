@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 
-from services.gateway.deps import StatementsReader, visible_partner
+from services.gateway.deps import PartnerIdPath, StatementsReader, visible_partner
 from services.gateway.read_cache import Rendered, etag_matches
 from services.gateway.reads import Reads
 from services.gateway.statement_formats import statement_html
@@ -54,7 +54,7 @@ def cached(if_none_match: str | None, item: Rendered, media_type: str,
 @router.get("/{partner_id}/statements/{month}", operation_id="getStatement",
             summary="A partner's statement for a month (JSON, CSV or HTML by Accept)",
             responses={200: {"content": {JSON: {}, CSV: {}, HTML: {}}}, 304: {}})
-async def get_statement(partner_id: str, month: str, principal: StatementsReader,
+async def get_statement(partner_id: PartnerIdPath, month: str, principal: StatementsReader,
                         request: Request) -> Response:
     visible_partner(principal, partner_id)
     reads: Reads = request.app.state.reads

@@ -130,3 +130,13 @@ def fold_script(book: PlanBook, enrollments: dict[str, Enrollment],
 def usd_as_of(legs: list[tuple], day: date) -> dict[str, Decimal]:
     """USD balances from fold_script's legs effective by `day`, read by the core's rule."""
     return balances_as_of([leg[1:] for leg in legs if leg[0] <= day], day).get("USD", {})
+
+
+def billion_laughs(levels: int) -> str:
+    """The billion-laughs YAML document: each level is nine aliases of the one before, so
+    a few hundred bytes expand to 9^(levels + 1) strings."""
+    doc, previous = 'l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n', "l0"
+    for i in range(1, levels + 1):
+        doc += f"l{i}: &l{i} [" + ", ".join([f"*{previous}"] * 9) + "]\n"
+        previous = f"l{i}"
+    return doc

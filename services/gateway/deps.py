@@ -7,13 +7,26 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from trailpay.adapters import api_keys
+from trailpay.adapters.cloudevents import FREE_TEXT, PRINTABLE
 from trailpay.adapters.db import Connection, Engine
 from trailpay.adapters.kafka import Producer
 from trailpay.settings import Settings
+
+# Ids and free text as the API takes them: printable (PostgreSQL text refuses NUL, which
+# was a 500 on a dozen routes) and bounded (a 10 kB partner id was stored). A partner id
+# is bounded as in the events' schemas; other ids (payouts, disputes, runs, postings,
+# references) at 256; free text at 2,000 with tabs and line breaks.
+PARTNER_ID = {"min_length": 1, "max_length": 128, "pattern": PRINTABLE}
+KEY = {"min_length": 1, "max_length": 256, "pattern": PRINTABLE}
+TEXT = {"min_length": 1, "max_length": 2000, "pattern": FREE_TEXT}
+PartnerIdPath = Annotated[str, Path(**PARTNER_ID)]
+PartnerIdQuery = Annotated[str | None, Query(**PARTNER_ID)]
+KeyPath = Annotated[str, Path(**KEY)]
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -95,6 +108,18 @@ def require_unbound(scope: str, what: str):
     return check
 
 
+async def partner_enroller(
+    partner_id: PartnerIdPath, principal: Annotated[Principal, Depends(require("partners:write"))],
+) -> Principal:
+    """Enrolment is ops work: a partner-bound key changes no partner's terms, not even its
+    own (another partner's answers 404, as if it did not exist; its own 403)."""
+    if principal.partner_id is not None:
+        visible_partner(principal, partner_id)
+        raise HTTPException(403, "a partner-bound key cannot enrol partners or change their "
+                                 "terms")
+    return principal
+
+
 async def dispute_opener(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     """Ops (partners:write) open disputes for any partner; a partner-bound key with
     statements:read opens them on its own statement lines."""
@@ -118,8 +143,8 @@ ProducerDep = Annotated[Producer, Depends(get_producer)]
 # (201, 202) is never ahead of what it reports; a failed commit is an error, not a success.
 ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
 EventsWriter = Annotated[Principal, Depends(require("events:write"))]
-PlansWriter = Annotated[Principal, Depends(require("plans:write"))]
-PartnersWriter = Annotated[Principal, Depends(require("partners:write"))]
+PlansWriter = Annotated[Principal, Depends(require_unbound("plans:write", "publish plans"))]
+PartnersWriter = Annotated[Principal, Depends(partner_enroller)]
 StatementsReader = Annotated[Principal, Depends(require("statements:read"))]
 PayablesReader = Annotated[Principal, Depends(require("payables:read"))]
 PayoutRunner = Annotated[Principal, Depends(require_unbound("payouts:write", "run payouts"))]

@@ -17,15 +17,19 @@ partner's data for a partner-bound key, a malformed month, an unknown partner.
 
 from __future__ import annotations
 
+import re
+
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway.deps import principal_for
 from services.gateway.routes.statements import JSON, cached, negotiate
 from trailpay import metrics
+from trailpay.adapters.cloudevents import PRINTABLE
 from trailpay.core.statements import month_bounds
 
 STATEMENT = "/v1/partners/{partner_id}/statements/{month}"
+_ID = re.compile(PRINTABLE)
 BALANCES = "/v1/partners/{partner_id}/balances"
 
 
@@ -59,6 +63,8 @@ class HotReads:
         if scheme.lower() != "bearer" or not token:
             return False
         partner_id = parts[3]
+        if len(partner_id) > 128 or not _ID.fullmatch(partner_id):  # the routes answer 422
+            return False
         if template == STATEMENT:
             month = parts[5]
             try:

@@ -17,9 +17,11 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway import hot_reads
-from services.gateway.problems import install_problem_handlers
+from services.gateway import hot_reads, openapi
+from services.gateway.limits import BodyLimits
+from services.gateway.problems import AnswerFailures, install_problem_handlers, problem
 from services.gateway.reads import Reads
+from services.gateway.render import JSONBody
 from services.gateway.routes import (
     disputes, events, partners, payables, payout_runs, payouts, plans, statements,
 )
@@ -79,18 +81,10 @@ def create_app(settings: Settings) -> FastAPI:
                               "balances, statements, payout runs, payables, confirmations "
                               "and disputes.")
     install_problem_handlers(app)
+    openapi.install(app)
     for module in (events, plans, partners, statements, payout_runs, payables, payouts,
                    disputes):
         app.include_router(module.router)
-
-    # The included routers' own routes: what FastAPI puts in scope["route"] on a match.
-    hot = {r.path: r for module in (statements, partners) for r in module.router.routes
-           if isinstance(r, APIRoute) and "GET" in r.methods
-           and r.path in (hot_reads.STATEMENT, hot_reads.BALANCES)}
-    if len(hot) != 2:  # the hot path parses these paths itself: they must still be routes
-        raise RuntimeError(f"hot reads stand in for routes that are gone: {sorted(hot)}")
-    app.add_middleware(hot_reads.HotReads, routes=hot)  # inside Observe: timed the same
-    app.add_middleware(Observe)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
@@ -100,14 +94,30 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": "gateway"}
 
-    @app.get("/readyz", tags=["ops"], operation_id="readyz")
-    async def readyz(request: Request, response: Response) -> dict[str, object]:
+    @app.get("/readyz", tags=["ops"], operation_id="readyz",
+             responses={503: {"description": "Not ready: the checks say which"}})
+    async def readyz(request: Request) -> Response:
         checks = {"database": await ping(request.app.state.engine),
                   "broker": await kafka.ping(request.app.state.producer, settings.topic_events)}
-        ok = all(checks.values())
-        response.status_code = 200 if ok else 503
-        return {"status": "ready" if ok else "not ready", "checks": checks}
+        if all(checks.values()):
+            return JSONBody({"status": "ready", "checks": checks})
+        failing = ", ".join(name for name, ok in checks.items() if not ok)
+        return problem(503, None, f"not ready: {failing}", instance="/readyz",
+                       extensions={"checks": checks})
 
+    # The included routers' own routes: what FastAPI puts in scope["route"] on a match.
+    hot = {r.path: r for module in (statements, partners) for r in module.router.routes
+           if isinstance(r, APIRoute) and "GET" in r.methods
+           and r.path in (hot_reads.STATEMENT, hot_reads.BALANCES)}
+    if len(hot) != 2:  # the hot path parses these paths itself: they must still be routes
+        raise RuntimeError(f"hot reads stand in for routes that are gone: {sorted(hot)}")
+    # Outermost last: Observe times everything; AnswerFailures turns any failure inside
+    # it (the hot reads' too) into a 500 problem that keeps the connection; BodyLimits
+    # refuses an oversized body before a route reads it.
+    app.add_middleware(BodyLimits, routes=app.routes)
+    app.add_middleware(hot_reads.HotReads, routes=hot)
+    app.add_middleware(AnswerFailures)
+    app.add_middleware(Observe)
     return app
 
 

@@ -19,10 +19,12 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.render import JSONBody
-from trailpay.adapters.cloudevents import EventRejected
+from trailpay.adapters.cloudevents import FREE_TEXT, PRINTABLE, EventRejected
 from trailpay.core.facts import FactError
 from trailpay.core.money import MoneyError
 
@@ -49,8 +51,10 @@ def _title(status: int) -> str:
 def problem(status: int, title: str | None = None, detail: str | None = None,
             field: str | None = None, errors: Sequence[Mapping[str, str | None]] | None = None,
             instance: str | None = None, type_: str = "about:blank",
-            headers: Mapping[str, str] | None = None) -> ProblemResponse:
-    """A problem+json response; `type_` is a slug under TYPE_BASE, a URI, or about:blank."""
+            headers: Mapping[str, str] | None = None,
+            extensions: Mapping[str, Any] | None = None) -> ProblemResponse:
+    """A problem+json response; `type_` is a slug under TYPE_BASE, a URI, or about:blank;
+    `extensions` are further members of the body (RFC 9457 §3.2)."""
     if type_ != "about:blank" and ":" not in type_:
         type_ = TYPE_BASE + type_
     body: dict[str, Any] = {"type": type_, "title": title or _title(status), "status": status}
@@ -64,6 +68,8 @@ def problem(status: int, title: str | None = None, detail: str | None = None,
         errors = [{"field": field, "message": detail or ""}]
     if errors:
         body["errors"] = [dict(e) for e in errors]
+    if extensions:
+        body.update({k: v for k, v in extensions.items() if k not in body})
     return ProblemResponse(body, status_code=status, headers=dict(headers) if headers else None)
 
 
@@ -81,6 +87,64 @@ def split_field(detail: str) -> tuple[str | None, str]:
     return (m.group(1), m.group(2)) if m else (None, detail)
 
 
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """Every method some route serves at `path` (Starlette's 405 names only the first
+    route that matched the path, so GET /v1/partners/x's 405 would have said PUT only)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and route.methods and regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
+class AnswerFailures:
+    """A handler's failure answers 500 problem JSON and keeps the connection.
+
+    Starlette's ServerErrorMiddleware answers with the app's Exception handler and then
+    raises the exception again, for servers to log; uvicorn, seeing it after the
+    response, closes the connection, so every client of a keep-alive pool paid for one
+    failed request with a broken connection. This answers and logs, and raises nothing
+    unless the response had already started (then nothing better can be sent).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await problem(500, None, "internal error; it has been logged",
+                          instance=scope["path"])(scope, receive, send)
+
+
+PATTERN_SAYS = {PRINTABLE: "must be printable: no control characters",
+                FREE_TEXT: "must hold no control characters other than tab and line breaks"}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """A validation error's message; the shared id and text patterns in words."""
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error.get("type") == "string_pattern_mismatch" and pattern in PATTERN_SAYS:
+        return PATTERN_SAYS[pattern]
+    return str(error.get("msg", ""))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error raised in `app` as application/problem+json."""
 
@@ -93,12 +157,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else orjson.dumps(exc.detail).decode()
         field, message = split_field(detail)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
         return problem(exc.status_code, None, detail, field,
                        [{"field": field, "message": message}] if field else None,
-                       instance=request.url.path, headers=getattr(exc, "headers", None))
+                       instance=request.url.path, headers=headers or None)
 
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [{"field": field_path(e.get("loc", ())), "message": str(e.get("msg", ""))}
+        errors = [{"field": field_path(e.get("loc", ())), "message": _message(e)}
                   for e in exc.errors()]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
@@ -123,7 +190,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(FactError, fact_error)
     app.add_exception_handler(MoneyError, money_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(Exception, unexpected)  # the last resort: see AnswerFailures
     _install_plan_handlers(app)
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.helpers import cloud_event, deal, eventually, post_events, uid
+from tests.integration.helpers import (
+    balances, cloud_event, deal, eventually, post_events, setup_programme, uid,
+)
 from trailpay.adapters import api_keys
 from trailpay.adapters.api_keys import SCOPES
 
@@ -161,3 +163,84 @@ async def test_a_partner_bound_key_sees_only_its_own_partner(client, stack, engi
     reader = await key(engine, ["statements:read", "payables:read"])
     problem(await call(stack, "POST", "/v1/disputes", {
         "partner_id": mine, "posting_id": my_line, "reason": "x"}, reader), 403)
+
+
+async def test_a_partner_bound_key_with_write_scopes_acts_on_its_own_partner_only(
+        client, stack, engine):
+    """Issue 14: a bound key holding write scopes changed another partner's enrolment and
+    payment details, enrolled partners, published plans and posted events that credited or
+    debited other partners (an adjustment.posted made another partner's payable negative)."""
+    plan_id, (mine, theirs) = await setup_programme(client)
+    their_customer = uid("C")
+    await post_events(client, [cloud_event("deal.closed", deal(their_customer, [(theirs, "1")],
+                                                               acv="5000.00"))])
+
+    async def credited(partner_id):
+        b = await balances(client, partner_id)
+        return b if any(v != "0.00" for k, v in b.items() if k != "currency") else None
+    before = await eventually(lambda: credited(theirs))
+    their_terms = (await client.get(f"/v1/partners/{theirs}")).json()
+
+    everything = [s for s in SCOPES if s != "admin"]
+    for scopes in (everything, ["admin"]):
+        bound = await key(engine, scopes, mine)
+        # Enrolment: another partner's (or a new one) answers 404, its own 403.
+        for p, status in ((theirs, 404), (uid("P"), 404), (mine, 403)):
+            problem(await call(stack, "PUT", f"/v1/partners/{p}", {
+                "type": "reseller", "plan_id": plan_id,
+                "payment": {"iban": "XX00 ATTACKER"}}, bound), status)
+        # Plans: ops work.
+        r = await call(stack, "PUT", f"/v1/plans/{uid('plan')}/versions/1",
+                       {"plan_id": "x", "version": 1}, bound)
+        assert "partner-bound" in problem(r, 403)["detail"]
+
+        def ev(type_, data):
+            return [cloud_event(type_, data)]
+        refused = [
+            # types a bound key never posts, even about itself: 403 naming `type`
+            (ev("adjustment.posted", {"partner_id": theirs, "currency": "USD",
+                                      "amount": "-900.00", "reason": "x", "approved_by": "me"}),
+             403, "type"),
+            (ev("adjustment.posted", {"partner_id": mine, "currency": "USD", "amount": "900.00",
+                                      "reason": "x", "approved_by": "me"}), 403, "type"),
+            (ev("refund.issued", {"customer_id": their_customer, "currency": "USD",
+                                  "amount": "5000.00", "invoice_id": "I1"}), 403, "type"),
+            (ev("payout.confirmed", {"payout_id": "po-x", "reference": "r"}), 403, "type"),
+            # another partner named anywhere: 404, as if it did not exist
+            (ev("referral.qualified", {"partner_id": theirs, "lead_id": "L1"}), 404,
+             "data.partner_id"),
+            (ev("comarketing.completed", {"partner_id": theirs, "activity": "a",
+                                          "currency": "USD", "spend": "10.00"}), 404,
+             "data.partner_id"),
+            (ev("deal.closed", deal(uid("C"), [(mine, "0.5"), (theirs, "0.5")])), 404,
+             "data.partners[1].partner_id"),
+            (ev("deal.closed", deal(uid("C"), [(theirs, "1")])), 404,
+             "data.partners[0].partner_id"),
+            # a deal taking over another partner's customer
+            (ev("deal.closed", deal(their_customer, [(mine, "1")])), 403, "data.customer_id"),
+        ]
+        for events, status, field in refused:
+            r = await call(stack, "POST", "/v1/events", events[0], bound)
+            assert problem(r, status)["field"] == field, (events[0]["type"], r.text)
+        # A batch is all or nothing; the culprit is named by its index.
+        r = await call(stack, "POST", "/v1/events", [
+            cloud_event("referral.qualified", {"partner_id": mine, "lead_id": "L2"}),
+            cloud_event("referral.qualified", {"partner_id": theirs, "lead_id": "L3"})], bound)
+        assert problem(r, 404)["field"] == "[1].data.partner_id"
+
+    # What it may do: facts about its own partner, and deals for new customers of its own.
+    bound = await key(engine, ["events:write"], mine)
+    own_deal = cloud_event("deal.closed", deal(uid("C"), [(mine, "1")], acv="1000.00"))
+    for event in (own_deal, cloud_event("referral.qualified", {"partner_id": mine,
+                                                               "lead_id": uid("L")})):
+        r = await call(stack, "POST", "/v1/events", event, bound)
+        assert r.status_code == 202, r.text
+    r = await call(stack, "POST", "/v1/events", cloud_event("usage.reported", {
+        "customer_id": own_deal["data"]["customer_id"], "currency": "USD", "metric": "seats",
+        "quantity": "1", "revenue": "10.00", "period_start": "2026-02-01",
+        "period_end": "2026-02-28"}), bound)
+    assert problem(r, 403)["field"] == "type"  # customer facts come from billing
+
+    await eventually(lambda: credited(mine))
+    assert await balances(client, theirs) == before
+    assert (await client.get(f"/v1/partners/{theirs}")).json() == their_terms

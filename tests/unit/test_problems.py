@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from services.gateway.problems import install_problem_handlers, problem
+from services.gateway.problems import AnswerFailures, install_problem_handlers, problem
 from trailpay.adapters.cloudevents import EventRejected
 from trailpay.core.money import MoneyError
 
@@ -146,3 +146,53 @@ def test_problem_helper_shape():
         "type": "https://trailpay.dev/problems/version-conflict", "title": "Conflict",
         "status": 409, "detail": "already there", "instance": "/v1/x", "field": "id",
         "errors": [{"field": "id", "message": "already there"}]}
+
+
+async def test_a_failure_is_answered_inside_the_app_not_raised_to_the_server():
+    # Starlette's last-resort handler answers and then raises again, and uvicorn drops a
+    # keep-alive connection when it sees that (tests/integration/test_errors.py shows it).
+    app = make_app()
+    app.add_middleware(AnswerFailures)
+    transport = httpx.ASGITransport(app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        body = assert_problem(await c.get("/boom"), 500, None)
+    assert "hunter2" not in body["detail"]
+
+
+def gateway_openapi() -> dict:
+    from services.gateway.main import create_app
+    from trailpay.settings import Settings
+    return create_app(Settings(database_url="postgresql://nobody@nowhere/none")).openapi()
+
+
+def test_the_openapi_documents_every_error_as_problem_json():
+    schema = gateway_openapi()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert "Problem" in schema["components"]["schemas"]
+    for path, item in schema["paths"].items():
+        for method, op in item.items():
+            where = f"{method.upper()} {path}"
+            responses = op["responses"]
+            assert "default" in responses, where
+            for status, r in responses.items():
+                if status == "default" or int(status) >= 400:
+                    assert list(r.get("content", {})) == [PROBLEM], (where, status)
+                elif status.startswith("2"):
+                    assert r.get("content"), (where, status)  # 201 beside 200 has a body
+            if op.get("security"):
+                assert {"401", "403"} <= set(responses), where
+            if path.startswith("/v1/"):
+                assert {"404", "422"} <= set(responses), where
+            if method in ("post", "put"):
+                assert "413" in responses and op["x-body-limit"] > 0, where
+
+
+def test_the_openapi_publishes_each_routes_body_limit():
+    paths = gateway_openapi()["paths"]
+    assert paths["/v1/events"]["post"]["x-body-limit"] == 1024 * 1024
+    assert paths["/v1/plans/{plan_id}/versions/{version}"]["put"]["x-body-limit"] == 256 * 1024
+    assert paths["/v1/partners/{partner_id}"]["put"]["x-body-limit"] == 256 * 1024
+    assert paths["/v1/disputes"]["post"]["x-body-limit"] == 64 * 1024
+    assert set(paths["/v1/events"]["post"]["requestBody"]["content"]) == {
+        "application/cloudevents+json", "application/cloudevents-batch+json",
+        "application/json"}

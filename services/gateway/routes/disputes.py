@@ -16,9 +16,10 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import (
-    ConnDep, DisputeOpener, DisputeResolver, ProducerDep, SettingsDep, StatementsReader,
+    KEY, PARTNER_ID, TEXT, ConnDep, KeyPath, PartnerIdQuery, DisputeOpener, DisputeResolver, ProducerDep, SettingsDep, StatementsReader,
     visible_partner,
 )
+from services.gateway.limits import DEFAULT, body_limit
 from services.gateway.render import amount, dispute_json
 from trailpay.adapters import commands, read_models
 from trailpay.adapters.read_models import DisputeView
@@ -31,18 +32,18 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}$"
 
 
 class DisputeIn(BaseModel):
-    partner_id: str = Field(min_length=1)
-    posting_id: str = Field(min_length=1, description="The disputed statement line's posting_id")
-    reason: str = Field(min_length=1, max_length=2000)
+    partner_id: str = Field(**PARTNER_ID)
+    posting_id: str = Field(description="The disputed statement line's posting_id", **KEY)
+    reason: str = Field(**TEXT)
     dispute_id: str | None = Field(default=None, pattern=ID_PATTERN,
                                    description="Your id for it (a retry with it is idempotent)")
 
 
 class AdjustmentIn(BaseModel):
     currency: str = Field(pattern="^[A-Z]{3}$")
-    amount: str = Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$",
+    amount: str = Field(pattern=r"^-?[0-9]{1,14}(\.[0-9]{1,6})?$",
                         description="Signed decimal string with the currency's minor-unit digits")
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(**TEXT)
 
 
 class ResolutionIn(BaseModel):
@@ -56,7 +57,8 @@ def _visible(principal, d: DisputeView | None, dispute_id: str) -> DisputeView:
     return d
 
 
-@router.post("", status_code=202, operation_id="postDispute",
+@router.post("", status_code=202, operation_id="postDispute", openapi_extra=body_limit(DEFAULT),
+             responses={200: {"description": "Already opened so: nothing changed"}},
              summary="Dispute a statement line; the partner's payouts are held until resolved")
 async def post_dispute(body: DisputeIn, principal: DisputeOpener, conn: ConnDep,
                        producer: ProducerDep, settings: SettingsDep,
@@ -90,7 +92,7 @@ async def post_dispute(body: DisputeIn, principal: DisputeOpener, conn: ConnDep,
 @router.get("", operation_id="listDisputes",
             summary="Disputes (a partner-bound key: its own partner's only)")
 async def list_disputes(
-    principal: StatementsReader, conn: ConnDep, partner_id: str | None = None,
+    principal: StatementsReader, conn: ConnDep, partner_id: PartnerIdQuery = None,
     status: Annotated[Literal["open", "accepted", "rejected"] | None, Query()] = None,
 ) -> dict[str, Any]:
     if partner_id is not None:
@@ -100,7 +102,7 @@ async def list_disputes(
 
 
 @router.get("/{dispute_id}", operation_id="getDispute")
-async def get_dispute(dispute_id: str, principal: StatementsReader,
+async def get_dispute(dispute_id: KeyPath, principal: StatementsReader,
                       conn: ConnDep) -> dict[str, Any]:
     return dispute_json(_visible(principal, await read_models.dispute(conn, dispute_id),
                                  dispute_id))
@@ -122,10 +124,11 @@ def _adjustment(a: AdjustmentIn | None) -> dict[str, str] | None:
 
 
 @router.post("/{dispute_id}/resolution", status_code=202, operation_id="postDisputeResolution",
+             openapi_extra=body_limit(DEFAULT),
              summary="Accept (optionally with an adjustment) or reject a dispute",
              responses={200: {"description": "already resolved so: nothing changed"},
                         409: {"description": "already resolved otherwise"}})
-async def post_resolution(dispute_id: str, body: ResolutionIn, principal: DisputeResolver,
+async def post_resolution(dispute_id: KeyPath, body: ResolutionIn, principal: DisputeResolver,
                           conn: ConnDep, producer: ProducerDep, settings: SettingsDep,
                           response: Response) -> dict[str, Any]:
     d = _visible(principal, await read_models.dispute(conn, dispute_id), dispute_id)

@@ -8,9 +8,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from services.gateway.deps import ConnDep, PartnersWriter, StatementsReader, visible_partner
+from services.gateway.limits import KiB, body_limit
+from services.gateway.deps import (
+    KEY, PARTNER_ID, ConnDep, PartnerIdPath, PartnersWriter, StatementsReader, visible_partner,
+)
 from services.gateway.routes.statements import cached
-from trailpay.adapters import plan_store
+from trailpay.adapters import json_values, plan_store
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
 
@@ -19,18 +22,26 @@ PARTNER_TYPES = ("reseller", "integrator", "value_added_provider", "referral", "
 
 
 class PartnerIn(BaseModel):
-    partner_id: str | None = Field(default=None, description="Must equal the path id if given")
-    type: str = Field(min_length=1, examples=["reseller"])
-    plan_id: str = Field(min_length=1)
+    partner_id: str | None = Field(default=None, description="Must equal the path id if given",
+                                   **PARTNER_ID)
+    type: str = Field(examples=["reseller"], **KEY)
+    plan_id: str = Field(**KEY)
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     payment: dict[str, Any] | None = None
 
 
-@router.put("/{partner_id}", operation_id="putPartner", summary="Enrol a partner or change its terms")
-async def put_partner(partner_id: str, body: PartnerIn, _: PartnersWriter, conn: ConnDep,
+@router.put("/{partner_id}", operation_id="putPartner", summary="Enrol a partner or change its terms",
+            responses={201: {"description": "Enrolled, or its terms changed"}},
+            openapi_extra=body_limit(256 * KiB))
+async def put_partner(partner_id: PartnerIdPath, body: PartnerIn, _: PartnersWriter, conn: ConnDep,
                       response: Response) -> dict[str, Any]:
     if body.partner_id is not None and body.partner_id != partner_id:
         raise HTTPException(422, "body.partner_id must equal the partner_id in the path")
+    try:  # NaN, Infinity and 1e400 were stored as null, a 400-digit integer was a 500
+        json_values.check(body.overrides, "body.overrides")
+        json_values.check(body.payment, "body.payment")
+    except json_values.ValueRefused as exc:
+        raise HTTPException(422, str(exc)) from None
     changed, seq = await plan_store.enroll_partner(
         conn, partner_id, body.type, body.plan_id, body.overrides, body.payment)
     response.status_code = 201 if changed else 200
@@ -40,7 +51,7 @@ async def put_partner(partner_id: str, body: PartnerIn, _: PartnersWriter, conn:
 
 
 @router.get("/{partner_id}", operation_id="getPartner")
-async def get_partner(partner_id: str, principal: StatementsReader, conn: ConnDep) -> dict[str, Any]:
+async def get_partner(partner_id: PartnerIdPath, principal: StatementsReader, conn: ConnDep) -> dict[str, Any]:
     visible_partner(principal, partner_id)
     p = await plan_store.partner(conn, partner_id)
     if p is None:
@@ -51,7 +62,7 @@ async def get_partner(partner_id: str, principal: StatementsReader, conn: ConnDe
 
 
 @router.get("/{partner_id}/balances", operation_id="getBalances", responses={304: {}})
-async def get_balances(partner_id: str, principal: StatementsReader, request: Request,
+async def get_balances(partner_id: PartnerIdPath, principal: StatementsReader, request: Request,
                        as_of: date | None = None) -> Response:
     visible_partner(principal, partner_id)
     item = await request.app.state.reads.balances(partner_id, as_of)

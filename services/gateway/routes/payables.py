@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from services.gateway.deps import PayablesReader, visible_partner
+from services.gateway.deps import PartnerIdQuery, PayablesReader, visible_partner
 from services.gateway.render import JSONBody, payout_json
+from trailpay.adapters.cloudevents import PRINTABLE
 
 router = APIRouter(prefix="/v1/payables", tags=["payouts"])
+PRINTABLE_ID = re.compile(PRINTABLE)
 
 
 def encode_cursor(journal_seq: int, payout_id: str) -> str:
@@ -21,7 +24,8 @@ def encode_cursor(journal_seq: int, payout_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         seq, pid = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(seq, int) and isinstance(pid, str):
+        if isinstance(seq, int) and -2**63 <= seq < 2**63 and isinstance(pid, str) \
+                and PRINTABLE_ID.fullmatch(pid):
             return seq, pid
     except (ValueError, TypeError, orjson.JSONDecodeError):
         pass
@@ -34,7 +38,7 @@ async def list_payables(
     principal: PayablesReader, request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-    partner_id: str | None = None,
+    partner_id: PartnerIdQuery = None,
     currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None,
 ) -> JSONBody:
     if partner_id is not None:

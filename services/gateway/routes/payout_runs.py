@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import (
-    ConnDep, PayablesReader, PayoutRunner, ProducerDep, SettingsDep,
+    PARTNER_ID, ConnDep, KeyPath, PayablesReader, PayoutRunner, ProducerDep, SettingsDep,
 )
+from services.gateway.limits import DEFAULT, body_limit
 from services.gateway.render import payout_json
 from trailpay.adapters import payout_runs, read_models
 from trailpay.core.payouts import run_id
@@ -20,11 +21,11 @@ router = APIRouter(prefix="/v1/payout-runs", tags=["payouts"])
 
 class PayoutRunIn(BaseModel):
     as_of: date = Field(description="Pay what was payable at the end of this day (UTC)")
-    partner_ids: list[str] | None = Field(
+    partner_ids: list[Annotated[str, Field(**PARTNER_ID)]] | None = Field(
         default=None, min_length=1, description="Only these partners (default: every partner)")
 
 
-@router.post("", status_code=202, operation_id="postPayoutRun",
+@router.post("", status_code=202, operation_id="postPayoutRun", openapi_extra=body_limit(DEFAULT),
              summary="Run payouts as of a date: one payout per partner and currency due")
 async def post_payout_run(body: PayoutRunIn, _: PayoutRunner, conn: ConnDep,
                           producer: ProducerDep, settings: SettingsDep,
@@ -44,6 +45,6 @@ async def post_payout_run(body: PayoutRunIn, _: PayoutRunner, conn: ConnDep,
 
 @router.get("/{run_id}", operation_id="getPayoutRun",
             summary="The payouts a run created so far (a partner-bound key: its own)")
-async def get_payout_run(run_id: str, principal: PayablesReader, conn: ConnDep) -> dict[str, Any]:
+async def get_payout_run(run_id: KeyPath, principal: PayablesReader, conn: ConnDep) -> dict[str, Any]:
     payouts = await read_models.run_payouts(conn, run_id, principal.partner_id)
     return {"run_id": run_id, "payouts": [payout_json(p) for p in payouts]}

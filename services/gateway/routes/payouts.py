@@ -9,8 +9,9 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import (
-    ConnDep, PayablesReader, PayoutsWriter, ProducerDep, SettingsDep, visible_partner,
+    KEY, ConnDep, KeyPath, PayablesReader, PayoutsWriter, ProducerDep, SettingsDep, visible_partner,
 )
+from services.gateway.limits import DEFAULT, body_limit
 from services.gateway.render import payout_json
 from trailpay.adapters import commands, read_models
 from trailpay.core.facts import PayoutConfirmed, PayoutFailed
@@ -20,11 +21,11 @@ router = APIRouter(prefix="/v1/payouts", tags=["payouts"])
 
 class ConfirmationIn(BaseModel):
     status: Literal["paid", "failed"]
-    reference: str = Field(min_length=1, description="The ERP's payment reference")
+    reference: str = Field(description="The ERP's payment reference", **KEY)
 
 
 @router.get("/{payout_id}", operation_id="getPayout")
-async def get_payout(payout_id: str, principal: PayablesReader, conn: ConnDep) -> dict[str, Any]:
+async def get_payout(payout_id: KeyPath, principal: PayablesReader, conn: ConnDep) -> dict[str, Any]:
     p = await read_models.payout(conn, payout_id)
     if p is None or not principal.sees(p.partner_id):
         raise HTTPException(404, f"payout {payout_id} not found")
@@ -32,10 +33,11 @@ async def get_payout(payout_id: str, principal: PayablesReader, conn: ConnDep) -
 
 
 @router.post("/{payout_id}/confirmation", status_code=202, operation_id="postPayoutConfirmation",
+             openapi_extra=body_limit(DEFAULT),
              summary="The ERP paid the payout, or the payment failed (back to payable)",
              responses={200: {"description": "already confirmed so: nothing changed"},
                         409: {"description": "already confirmed otherwise"}})
-async def post_confirmation(payout_id: str, body: ConfirmationIn, principal: PayoutsWriter,
+async def post_confirmation(payout_id: KeyPath, body: ConfirmationIn, principal: PayoutsWriter,
                             conn: ConnDep, producer: ProducerDep, settings: SettingsDep,
                             response: Response) -> dict[str, Any]:
     p = await read_models.payout(conn, payout_id)

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
+from services.gateway.limits import body_limit
 from services.gateway.deps import ConnDep, PlansWriter, ProducerDep, SettingsDep, StatementsReader
 from trailpay.adapters import commands, plan_store
-from trailpay.adapters.plan_documents import read_plan_document
+from trailpay.adapters.plan_documents import PLAN_MAX_BYTES, read_plan_document
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+PlanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+                             description="as schemas/plan.json spells a plan_id")]
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.put("/{plan_id}/versions/{version}", operation_id="putPlanVersion",
             summary="Publish a plan version (application/json or application/yaml)",
-            openapi_extra={"requestBody": {"required": True, "content": {
+            responses={200: {"description": "Already published with this document"},
+                       201: {"description": "Published"}},
+            openapi_extra=body_limit(PLAN_MAX_BYTES, requestBody={"required": True, "content": {
                 "application/json": {"schema": {"type": "object"}},
-                "application/yaml": {"schema": {"type": "string"}}}}})
-async def put_plan_version(plan_id: str, version: int, request: Request, _: PlansWriter,
+                "application/yaml": {"schema": {"type": "string"}}}}))
+async def put_plan_version(plan_id: PlanId, version: Version, request: Request, _: PlansWriter,
                            conn: ConnDep, response: Response, producer: ProducerDep,
                            settings: SettingsDep, retroactive: bool = Query(
                                False, description="Re-rate facts already recorded in the "
@@ -52,7 +59,7 @@ async def put_plan_version(plan_id: str, version: int, request: Request, _: Plan
 
 
 @router.get("/{plan_id}", operation_id="getPlan")
-async def get_plan(plan_id: str, _: StatementsReader, conn: ConnDep) -> dict[str, Any]:
+async def get_plan(plan_id: PlanId, _: StatementsReader, conn: ConnDep) -> dict[str, Any]:
     versions = await plan_store.plan_versions(conn, plan_id)
     if not versions:
         raise HTTPException(404, f"plan {plan_id} not found")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.responses import HTMLResponse
 
-from services.gateway.deps import StatementsReader, visible_partner
+from services.gateway.deps import PartnerIdPath, StatementsReader, visible_partner
 from services.gateway.read_cache import Rendered, etag_matches
 from services.gateway.reads import Reads
 from services.gateway.statement_formats import statement_html
@@ -18,6 +19,9 @@ router = APIRouter(prefix="/v1/partners", tags=["statements"])
 
 JSON, CSV, HTML = "application/json", "text/csv", "text/html"
 
+
+Month = Annotated[str, Path(pattern=r"^(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])$",
+                            examples=["2026-03"], description="YYYY-MM, years 1900 to 2200")]
 
 OFFERS = {JSON: JSON, "application/*": JSON, CSV: CSV, HTML: HTML, "application/xhtml+xml": HTML}
 
@@ -54,7 +58,7 @@ def cached(if_none_match: str | None, item: Rendered, media_type: str,
 @router.get("/{partner_id}/statements/{month}", operation_id="getStatement",
             summary="A partner's statement for a month (JSON, CSV or HTML by Accept)",
             responses={200: {"content": {JSON: {}, CSV: {}, HTML: {}}}, 304: {}})
-async def get_statement(partner_id: str, month: str, principal: StatementsReader,
+async def get_statement(partner_id: PartnerIdPath, month: Month, principal: StatementsReader,
                         request: Request) -> Response:
     visible_partner(principal, partner_id)
     reads: Reads = request.app.state.reads

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev demo test test-unit lint bench bench-engine clean
+.PHONY: dev demo test test-unit lint bench bench-engine bench-refold clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(STAMP)
 ## Plan-engine throughput on one core only (pure core, no I/O).
 bench-engine: $(STAMP)
 	$(PY) -m bench.engine
+
+## The time to fold one partner (50,000 entries in a year) again for one late entry: p50/p99.
+bench-refold: $(STAMP)
+	$(PY) -m bench.refold
 
 clean:
 	rm -rf $(VENV) .trailpay .pytest_cache .hypothesis

@@ -8,6 +8,9 @@ One run, one table, one JSON file (bench/results/<date>-<commit>.json):
   4. rebuild: the journal replayed into fresh projections, equal to live to the cent
   5. read latency of statements, balances (and payables when it exists) under load
   6. plan-engine throughput on one core
+  7. late delivery: the Kafka phase again on a fresh stack, 10% of the events held back up
+     to 90 days (bench.late); and the time to fold one partner again for a late entry
+     (bench.refold, pure core)
 and a correctness check: live balances equal the pure core's fold of the same events.
 """
 
@@ -31,7 +34,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import engine, expected, load, pgstats, raw
+from bench import engine, expected, load, pgstats, raw, refold
 from bench.programme import Programme, generate
 from bench.stack import ROOT, Stack
 from trailpay.adapters import rebuild
@@ -421,6 +424,7 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         # All processes' CPU per event: what 2 cores divide into (2e6 / this = the cap).
         result["e2e_kafka_cpu_us_per_event"] = round(
             sum(result["e2e_kafka_cpu_seconds"].values()) * 1e6 / len(prog.kafka), 1)
+        result.update({f"e2e_kafka_{k}": v for k, v in stack.refolds().items()})
         profilers.stop()
         log(f"  {result['e2e_kafka_events_per_s']:,.0f} events/s; over HTTP: "
             f"{len(prog.http)} events ...")
@@ -447,6 +451,15 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
     finally:
         stack.stop_services()
         stack.stop_infra(keep_database=keep_db)
+    if "late" not in skip:
+        from bench import late  # it builds on this module's phases: imported late
+
+        result.update(late.run(prog, seed, log_dir, result["e2e_kafka_events_per_s"],
+                               accruals=accruals, service_env=service_env, timeout=timeout))
+    if "refold" not in skip:
+        samples = 50 if quick else 200
+        log(f"re-fold of one partner (50,000 entries in a year) for {samples} late entries ...")
+        result.update(refold.run(samples, seed))
     if "engine" not in skip:
         log(f"plan engine on one core: {engine_n} events ...")
         result.update(engine.run(engine_n, seed))
@@ -478,7 +491,8 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
 TARGETS = [  # key, target, higher is better
     ("e2e_kafka_events_per_s", 20_000, True), ("e2e_ratio_to_pg_batch", 0.25, True),
     ("http_intake_events_per_s", 5_000, True), ("rebuild_events_per_s", 50_000, True),
-    ("statement_p99_ms", 50, False),
+    ("statement_p99_ms", 50, False), ("late_ratio_to_in_order", 0.7, True),
+    ("refold_p99_ms", 50, False),
 ]
 
 
@@ -517,6 +531,10 @@ def table(r: dict[str, Any]) -> str:
         ("5 read", "payables p50 / p95 / p99 (ms)", "payable_p99_ms"),
         ("5 read", "all reads, 50 closed-loop clients (requests/s)", "read_requests_per_s"),
         ("6 engine", "plan engine, one core (events/s)", "engine_events_per_s"),
+        ("7 late", "Kafka ingest, 10% held back ≤ 90 days (events/s)",
+         "late_e2e_kafka_events_per_s"),
+        ("7 late", "late ÷ in-order Kafka ingest (same run)", "late_ratio_to_in_order"),
+        ("7 late", "re-fold, 1 late entry, 50k entries: p50/p95/p99 ms", "refold_p99_ms"),
     ]
     lines = [f"{'':9} {'measure':<52} {'value':>22}  target",
              "-" * 100]
@@ -535,6 +553,10 @@ def table(r: dict[str, Any]) -> str:
     rss = " ".join(f"{n} {r['rss_start_mib'].get(n) or 0:.0f}→{r['rss_end_mib'].get(n) or 0:.0f}"
                    f" (peak {r['rss_peak_mib'].get(n) or 0:.0f})"
                    for n in r["rss_end_mib"]) if r.get("rss_end_mib") else "n/a"
+    if "late_correct" in r:
+        from bench.late import summary  # bench.late builds on this module: imported late
+
+        lines.append(summary(r))
     lines.append(f"RSS MiB start→end: {rss}")
     for key, label in (("e2e_kafka_cpu_seconds", "Kafka ingest"), ("load_cpu_seconds", "read load")):
         if r.get(key):
@@ -558,7 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", default=os.environ.get("PROFILE", "") in
                     ("1", "true", "yes"),
                     help="sample the services with py-spy (pip install -e '.[bench]')")
-    ap.add_argument("--skip", default="", help="comma-separated phases to leave out: raw,load,engine")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated phases to leave out: raw,load,engine,late,refold")
     ap.add_argument("--accruals", type=int, default=2,
                     help="accrual processes in the consumer group (deploy/k8s runs 2)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
@@ -578,7 +601,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'-quick' if result['quick'] else ''}.json")
         (RESULTS / name).write_text(json.dumps(result, indent=1, default=str) + "\n")
         print(f"\nwritten to {(RESULTS / name).relative_to(ROOT)}")
-    return 0 if result.get("correct") and result.get("rebuild_equal_to_live") else 1
+    late_ok = result.get("late_correct", True)
+    return 0 if result.get("correct") and result.get("rebuild_equal_to_live") and late_ok else 1
 
 
 if __name__ == "__main__":

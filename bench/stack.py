@@ -152,6 +152,23 @@ class Stack:
         out["bench"] = cpu_seconds(os.getpid())
         return out
 
+    def refolds(self) -> dict[str, float]:
+        """The accruals' re-fold counters so far (trailpay_refolds_total and
+        trailpay_refolded_entries_total, summed over the accrual processes' /metrics)."""
+        import httpx
+
+        names = {"trailpay_refolds_total": "refolds",
+                 "trailpay_refolded_entries_total": "refolded_entries"}
+        out = dict.fromkeys(names.values(), 0.0)
+        for name in self.accrual_names:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_ports[name]}/metrics",
+                             timeout=10).text
+            for line in text.splitlines():
+                metric, _, value = line.partition(" ")
+                if metric in names:
+                    out[names[metric]] += float(value)
+        return out
+
     def rss(self) -> dict[str, float | None]:
         return {name: rss_mib(p.pid) for name, p in self.procs.items()}
 

@@ -1,7 +1,8 @@
 """The accrual's batch handler: ledger entries -> partner timelines -> postings and effects.
 
-Entries are claimed (accrual_applied) in journal order, which is the order they arrive at
-their partners' timelines; a late one folds its partner's history again (core.timeline).
+Entries are claimed (accrual_applied) in a batch's sorted order, which is the order they
+arrive at their partners' timelines; one that sorts before an earlier batch's entry is
+late and folds its partner's history again (core.timeline).
 Progress, postings, balances, partner state, the payouts and disputes projections and the
 payout.requested outbox rows commit in one transaction (trailpay.adapters.posting_store).
 """
@@ -18,7 +19,7 @@ from trailpay.adapters.fastjson import entry_json
 from trailpay.adapters.plan_store import PlanCache
 from trailpay.adapters.state_store import StateStore
 from trailpay.core.facts import PlanRerated
-from trailpay.core.journal import LedgerEntry
+from trailpay.core.journal import LedgerEntry, sort_key
 from trailpay.core.postings import PostingGroup
 
 
@@ -49,7 +50,10 @@ async def handle_batch(engine: Engine, plans: PlanCache, entries: list[LedgerEnt
     store = store if store is not None else StateStore(capacity=0)
     changes = payout_store.Changes()
     unique = list({e.entry_id: e for e in entries}.values())  # a redelivery may repeat one
-    unique.sort(key=lambda e: e.journal_seq)
+    # Claimed (and so applied, and replayed by a rebuild) in the order design §4 defines:
+    # partitions interleave a partner's entries within a batch, and sorting them here
+    # keeps that from making any of them late (only a later batch's entry can be).
+    unique.sort(key=sort_key)
     partner_ids = sorted({e.partner_id for e in unique})
     try:
         async with engine.begin() as conn:

@@ -73,12 +73,12 @@ async def test_shuffled_facts_on_four_partitions_and_two_accruals_make_the_sorte
     producer = kafka.producer(settings)
     await producer.start()
     try:
-        for burst in (shuffled[:1], shuffled[1:5], shuffled[5:]):
+        for n, burst in enumerate((shuffled[:1], shuffled[1:5], shuffled[5:])):
             for ev in burst:
                 key = ev["data"].get("customer_id") or ev["data"].get("partner_id")
                 await producer.send(settings.topic_events, orjson.dumps(ev), key=key.encode())
             await producer.flush()
-            if burst is shuffled[:1]:
+            if n == 0:  # the August deal applied on its own before anything older arrives
                 await eventually(lambda: _count_is(engine, [first["id"]], 1), timeout=30)
             await asyncio.sleep(0.5)
         ids = [ev["id"] for ev in events]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -96,3 +99,18 @@ async def balances(client, partner_id: str) -> dict[str, str]:
     assert r.status_code == 200, r.text
     body = r.json()
     return body["balances"][0] if body["balances"] else {}
+
+
+def service_process(service: str, settings, batch_max: int = 20) -> subprocess.Popen:
+    """`trailpay <service>` (ledger or accrual) in a process of its own, on these settings'
+    database, broker, topics and groups, so that a test can SIGKILL it."""
+    from trailpay.adapters.embedded import free_port
+
+    env = {**os.environ, "DATABASE_URL": settings.database_url,
+           "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "TOPIC_EVENTS": settings.topic_events, "TOPIC_LEDGER": settings.topic_ledger,
+           "TOPIC_PARTITIONS": str(settings.topic_partitions),
+           "GROUP_LEDGER": settings.group_ledger, "GROUP_ACCRUAL": settings.group_accrual,
+           "METRICS_PORT": str(free_port()), "CONSUMER_BATCH_MAX": str(batch_max),
+           "LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "services.cli", service], env=env)

@@ -4,10 +4,8 @@ uninterrupted run: progress and effect commit together, offsets are only hints."
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from decimal import Decimal
 
 import orjson
@@ -15,7 +13,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.ledger.main import run as run_ledger
-from tests.integration.helpers import cloud_event, deal, eventually, setup_programme, uid
+from tests.integration.helpers import (
+    cloud_event, deal, eventually, service_process, setup_programme, uid,
+)
 from trailpay.adapters.db import raw
 from trailpay.adapters.embedded import free_port
 
@@ -25,12 +25,7 @@ DEALS = 400
 
 
 def _accrual_process(settings) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": settings.database_url,
-           "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "TOPIC_EVENTS": settings.topic_events, "TOPIC_LEDGER": settings.topic_ledger,
-           "GROUP_ACCRUAL": settings.group_accrual, "METRICS_PORT": str(free_port()),
-           "CONSUMER_BATCH_MAX": "20", "LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "accrual"], env=env)
+    return service_process("accrual", settings)
 
 
 async def _applied(engine, partners: list[str]) -> int:

@@ -5,10 +5,8 @@ journaled once, every stream's hash chain verifies, and a rebuild equals live.""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from decimal import Decimal
 
 import orjson
@@ -16,7 +14,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.accrual.main import run as run_accrual
-from tests.integration.helpers import cloud_event, deal, eventually, setup_programme, uid
+from tests.integration.helpers import (
+    cloud_event, deal, eventually, service_process, setup_programme, uid,
+)
 from trailpay.adapters.db import raw
 from trailpay.adapters.embedded import free_port
 from trailpay.adapters.journal_store import verify
@@ -28,13 +28,7 @@ DEALS = 600
 
 
 def _ledger_process(settings) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": settings.database_url,
-           "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "TOPIC_EVENTS": settings.topic_events, "TOPIC_LEDGER": settings.topic_ledger,
-           "TOPIC_PARTITIONS": str(settings.topic_partitions),
-           "GROUP_LEDGER": settings.group_ledger, "METRICS_PORT": str(free_port()),
-           "CONSUMER_BATCH_MAX": "25", "LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "ledger"], env=env)
+    return service_process("ledger", settings, batch_max=25)
 
 
 async def _journaled(engine, topic: str) -> tuple[int, int]:

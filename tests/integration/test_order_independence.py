@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.integration.helpers import cloud_event, eventually, uid
-from tests.integration.test_programme_year import _plan_docs, _pure_fold, _script
+from tests.integration.test_programme_year import _pure_fold, _script, enrol_programme
 from tests.kit import usd_as_of
 from trailpay.adapters import kafka
 from trailpay.adapters.db import raw
@@ -42,19 +42,7 @@ async def test_shuffled_facts_on_four_partitions_and_two_accruals_make_the_sorte
     from services.accrual.main import run as run_accrual
 
     assert settings.topic_partitions >= 4
-    plan_id = uid("shuffled")
-    docs = _plan_docs(plan_id)
-    for n, doc in enumerate(docs, start=1):
-        r = await client.put(f"/v1/plans/{plan_id}/versions/{n}", content=doc.encode(),
-                             headers={"Content-Type": "application/yaml"})
-        assert r.status_code == 201, r.text
-    r1, r2, i1 = uid("R1"), uid("R2"), uid("I1")
-    types = {r1: "reseller", r2: "reseller", i1: "integrator"}
-    overrides = {r2: {"anchor-resell": {"rate": "0.25"}}}
-    for p, t in types.items():
-        r = await client.put(f"/v1/partners/{p}", json={"type": t, "plan_id": plan_id,
-                                                       "overrides": overrides.get(p, {})})
-        assert r.status_code == 201, r.text
+    docs, types, overrides, (r1, r2, i1) = await enrol_programme(client, "shuffled")
     script = _script({c: uid(c) for c in ("C1", "C2", "C3", "C4")}, r1, r2, i1)
     events = [cloud_event(type_, data, time_=f"{day}T10:00:00Z") for day, type_, data in script]
     # The last deal first, on its own, so that R1's earlier facts are certain to arrive late;

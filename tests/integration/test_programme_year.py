@@ -106,8 +106,11 @@ async def _applied(engine, event_id: str) -> int:
             "WHERE j.event_id = $1 AND a.outcome = 'applied'", event_id)
 
 
-async def test_a_scripted_programme_over_http_matches_the_pure_core(client, engine):
-    plan_id = uid("year")
+async def enrol_programme(client, name: str
+                          ) -> tuple[list[str], dict[str, str], dict[str, dict], tuple[str, ...]]:
+    """Publish the plan's two versions and enrol R1, R2 (rate override) and I1: (plan
+    documents, types, overrides, (r1, r2, i1))."""
+    plan_id = uid(name)
     docs = _plan_docs(plan_id)
     for n, doc in enumerate(docs, start=1):
         r = await client.put(f"/v1/plans/{plan_id}/versions/{n}", content=doc.encode(),
@@ -120,6 +123,11 @@ async def test_a_scripted_programme_over_http_matches_the_pure_core(client, engi
         r = await client.put(f"/v1/partners/{p}", json={"type": t, "plan_id": plan_id,
                                                        "overrides": overrides.get(p, {})})
         assert r.status_code == 201, r.text
+    return docs, types, overrides, (r1, r2, i1)
+
+
+async def test_a_scripted_programme_over_http_matches_the_pure_core(client, engine):
+    docs, types, overrides, (r1, r2, i1) = await enrol_programme(client, "year")
     customers = {c: uid(c) for c in ("C1", "C2", "C3", "C4")}
     script = _script(customers, r1, r2, i1)
 

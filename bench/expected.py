@@ -52,7 +52,7 @@ def fold(entries: Iterable[LedgerEntry], books: Books
     totals: dict[BalanceKey, Decimal] = {}
     applied = refused = 0
     for folded in fold_partners(entries, books).values():
-        applied += len(folded.made) - len(folded.refused)
+        applied += folded.applied
         refused += len(folded.refused)
         add_partner_legs(totals, folded.groups)
     return totals, applied, refused

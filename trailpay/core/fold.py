@@ -47,38 +47,48 @@ class Folded:
     groups: list[PostingGroup] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
     refused: list[tuple[LedgerEntry, str]] = field(default_factory=list)
-    # Per entry folded, in order: the groups it made (empty when refused).
-    made: list[list[PostingGroup]] = field(default_factory=list)
-    # index -> the state before entries[index], where `snapshot_at(index)` said so.
-    snapshots: dict[int, PartnerState] = field(default_factory=dict)
+    applied: int = 0
 
 
-def fold(state: PartnerState, entries: Iterable[LedgerEntry], books: Books, *,
-         recorded: Mapping[str, Payout] | None = None, fresh: frozenset[str] = frozenset(),
-         snapshot_at: Callable[[int], bool] | None = None) -> Folded:
-    """Fold entries (already in sort_key order) onto a state; the state is not changed.
+Terms = tuple[PlanBook, Enrollment] | None  # an entry's plan book and enrolment (None: none)
 
-    `recorded`: the payouts already made, when these entries are folded again; a payout
-    run then pays what it paid the first time, except runs in `fresh` (by entry id),
-    which are applied for the first time here.
-    """
+
+def attempt(state: PartnerState, e: LedgerEntry, terms: Terms,
+            recorded: Mapping[str, Payout] | None = None
+            ) -> tuple[PartnerState, list[PostingGroup], list[Effect], str | None]:
+    """One entry onto a state: (new state, groups, effects, None), or, refused, (the same
+    state, [], [], the reason). `recorded`: the payouts already made, when the entry is
+    folded again (a payout run then pays what it paid the first time)."""
+    if terms is None:
+        return state, [], [], "the partner has no plan terms for this entry"
+    try:
+        groups, after, effects = step(state, e, *terms, recorded)
+    except REFUSALS as exc:
+        return state, [], [], reason_of(exc)
+    return after, groups, effects, None
+
+
+def terms_of(books: Books, e: LedgerEntry, *seen: int) -> tuple[Terms, str | None]:
+    """books(e[, seen]), or None and the reason there are none."""
+    try:
+        return books(e, *seen), None
+    except REFUSALS as exc:
+        return None, reason_of(exc)
+
+
+def fold(state: PartnerState, entries: Iterable[LedgerEntry], books: Books) -> Folded:
+    """Fold entries (already in sort_key order) onto a state; the state is not changed."""
     out = Folded(state)
-    rec = dict(recorded) if recorded is not None else None
-    for i, e in enumerate(entries):
-        if snapshot_at is not None and snapshot_at(i):
-            out.snapshots[i] = out.state  # states are values: a step never changes its input
-        try:
-            book, enrollment = books(e)
-            groups, after, effects = step(out.state, e, book, enrollment,
-                                          None if e.entry_id in fresh else rec)
-        except REFUSALS as exc:
-            out.refused.append((e, reason_of(exc)))
-            out.made.append([])
+    for e in entries:
+        terms, why = terms_of(books, e)
+        if why is None:
+            out.state, groups, effects, why = attempt(out.state, e, terms)
+        if why is not None:
+            out.refused.append((e, why))
             continue
-        out.state = after
+        out.applied += 1
         out.groups.extend(groups)
         out.effects.extend(effects)
-        out.made.append(groups)
     return out
 
 

@@ -16,7 +16,7 @@ that replays the order of application posts the same amounts in the same months.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -24,14 +24,12 @@ from decimal import Decimal
 
 from trailpay.core.effects import REFOLDED, Effect
 from trailpay.core.facts import PayoutRunRequested, PlanRerated
-from trailpay.core.accrual import step
-from trailpay.core.fold import REFUSALS, Books, reason_of
+from trailpay.core.fold import Books, Terms, attempt, terms_of
 from trailpay.core.shortcut import carried, difference, reads_money
 from trailpay.core.journal import LedgerEntry, SortKey, sort_key
-from trailpay.core.plans import Enrollment, PlanBook
 from trailpay.core.postings import PostingGroup, make_explanation, make_group, make_leg
 from trailpay.core.money import make_money, round_money
-from trailpay.core.state import PartnerState, Payout, new_state
+from trailpay.core.state import PartnerState, new_state
 
 SNAPSHOT_EVERY = 16  # entries between the states kept to fold again from
 MAX_SNAPSHOTS = 256  # per partner: beyond, the older ones are thinned out (_thin)
@@ -48,7 +46,7 @@ class Arrival:
     refolded: int = 0  # entries folded again, in all
 
 
-Used = tuple[PlanBook, Enrollment] | None  # what an entry was accrued with (None: no terms)
+Used = Terms  # what an entry was accrued with (None: no terms)
 
 
 class Timeline:
@@ -109,23 +107,20 @@ class Timeline:
             self.snapshots[n] = self.state
             if len(self.snapshots) > MAX_SNAPSHOTS:
                 self._thin()
-        pair: Used = None
-        reads = applied = False
-        try:
-            pair = books(e)
-            groups, self.state, effects = step(self.state, e, *pair)
-        except REFUSALS as exc:
-            out.refused.append((e, reason_of(exc)))
+        pair, why = terms_of(books, e)
+        if why is None:
+            self.state, groups, effects, why = attempt(self.state, e, pair)
+        if why is not None:
+            out.refused.append((e, why))
         else:
             out.groups += groups
             if effects:
                 out.effects += effects
-            reads, applied = reads_money(groups), True
         self.entries.append(e)
         self.keys.append(k)
         self.used.append(pair)
-        self.reads.append(reads)
-        self.applied.append(applied)
+        self.reads.append(why is None and reads_money(groups))
+        self.applied.append(why is None)
 
     def _fold_in(self, cause: LedgerEntry, books: Books, out: Arrival) -> None:
         """Fold the history again from the last snapshot before a late entry: the entries
@@ -137,16 +132,19 @@ class Timeline:
         recorded = self.state.payouts
         state = self.snapshots[c]
         for i in range(c, first):  # the same in both folds: folded once, as recorded
-            state = _step(state, entries[i], used[i], recorded)[0]
+            state = attempt(state, entries[i], used[i], recorded)[0]
         # A late payout run as of a day on or before a run already applied does nothing
         # (a run never pays twice); any other late entry is applied for the first time.
         last_run = self.state.last_run
         stale = (isinstance(cause.fact, PayoutRunRequested) and last_run is not None
                  and cause.fact.as_of <= last_run)
         seen = cause.journal_seq  # entries folded again know what was published before it
-        pair = _pair(books, cause, seen)
-        was = state
-        now, own, effects, why = _apply(state, cause, pair, recorded if stale else None)
+        pair, why = terms_of(books, cause, seen)
+        was = now = state
+        own: list[PostingGroup] = []
+        effects: list[Effect] = []
+        if why is None:
+            now, own, effects, why = attempt(state, cause, pair, recorded if stale else None)
         out.groups += own  # what the late fact itself did: dated as it happened
         out.effects += effects
         if why is not None:  # refused: it changes nothing, and nothing folds again
@@ -183,14 +181,14 @@ class Timeline:
                             and all(touched.get(cid, -1) < j for cid in diff.books)):
                         cut = j
                         break
-            was, made_was = _step(was, e, used[first + j], recorded)
-            p = _pair(books, e, seen)
-            now, made_now = _step(now, e, p, recorded)
+            was, made_was = attempt(was, e, used[first + j], recorded)[:2]
+            p = terms_of(books, e, seen)[0]
+            now, made_now, _, refused = attempt(now, e, p, recorded)
             new_used.append(p)
-            new_reads.append(reads_money(made_now or ()))
-            new_applied.append(made_now is not None)
-            if not _same(made_was or [], made_now or []):
-                before[e.entry_id], after[e.entry_id] = made_was or [], made_now or []
+            new_reads.append(reads_money(made_now))
+            new_applied.append(refused is None)
+            if not _same(made_was, made_now):
+                before[e.entry_id], after[e.entry_id] = made_was, made_now
         when = cause.recorded_at or cause.time
         out.groups += _corrections(cause, [cause], when, before, after,
                                    [e for e in rest[:cut] if e.entry_id in before])
@@ -240,37 +238,6 @@ class Timeline:
                 last = i
         self.snapshots = kept
 
-def _pair(books: Books, e: LedgerEntry, seen: int) -> Used:
-    try:
-        return books(e, seen)
-    except LookupError:
-        return None
-
-
-def _step(state: PartnerState, e: LedgerEntry, pair: Used, recorded: dict[str, Payout]
-          ) -> tuple[PartnerState, list[PostingGroup] | None]:
-    """An old entry folded again; its groups, None when refused (the state stays)."""
-    if pair is None:
-        return state, None
-    try:
-        groups, after, _ = step(state, e, *pair, recorded)
-    except REFUSALS:
-        return state, None
-    return after, groups
-
-
-def _apply(state: PartnerState, e: LedgerEntry, pair: Used, recorded: dict[str, Payout] | None
-           ) -> tuple[PartnerState, list[PostingGroup], list[Effect], str | None]:
-    """A late entry applied in its place: (state, its groups, its effects, refusal)."""
-    try:
-        if pair is None:
-            raise LookupError("the partner has no plan terms for this entry")
-        groups, after, effects = step(state, e, *pair, recorded)
-    except REFUSALS as exc:
-        return state, [], [], reason_of(exc)
-    return after, groups, effects, None
-
-
 def _lookahead(rest: list[LedgerEntry], reads: list[bool]
                ) -> tuple[list[bool], dict[str, int]]:
     """Per position: does any later entry read amounts of money; and per customer, the
@@ -286,36 +253,6 @@ def _lookahead(rest: list[LedgerEntry], reads: list[bool]
         if e.customer_id is not None:
             touched[e.customer_id] = j
     return after, touched
-
-
-def _or_none(used: Used) -> tuple[PlanBook, Enrollment]:
-    if used is None:
-        raise LookupError("no plan terms for this entry")
-    return used
-
-
-def _recording(books: Books) -> tuple[dict[str, Used], Books]:
-    """books, noting what each entry was accrued with (a later re-fold compares with it)."""
-    used: dict[str, Used] = {}
-
-    def wrapped(e: LedgerEntry) -> tuple[PlanBook, Enrollment]:
-        used[e.entry_id] = None
-        pair = books(e)
-        used[e.entry_id] = pair
-        return pair
-
-    return used, wrapped
-
-
-def _merge(old: list[LedgerEntry], late: list[LedgerEntry]) -> list[LedgerEntry]:
-    out = list(old)
-    keys = [sort_key(e) for e in old]
-    for e in late:  # few, sorted
-        k = sort_key(e)
-        i = bisect_right(keys, k)
-        out.insert(i, e)
-        keys.insert(i, k)
-    return out
 
 
 # --- correction groups ----------------------------------------------------------------------

@@ -107,7 +107,7 @@ async def rebuild(conn: AsyncConnection, check: bool = False, workers: int | Non
         "JOIN accrual_applied a ON a.entry_id = e.entry_id")
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if workers <= 1 or entries < parallel_from:
-        result = fold([r[0] for r in await pg.fetch(SHARD_SQL, 1, 0)], books)
+        result = fold([(r[0], r[1]) for r in await pg.fetch(SHARD_SQL, 1, 0)], books)
     else:
         snapshot = await pg.fetchval("SELECT pg_export_snapshot()")
         dsn = conn.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -7,7 +7,7 @@ imports in trailpay.adapters.rebuild, 0.2 s here). `rebuild` is the parent's sid
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from trailpay.core.attribution import entry_from_dict
+from trailpay.core.journal import LedgerEntry
 from trailpay.core.plans import Books
 from trailpay.core.postings import BalanceKey, MonthKey, add_partner_legs
 from trailpay.core.timeline import Timeline
@@ -30,34 +31,56 @@ class FoldResult:
     months: dict[MonthKey, Decimal] = field(default_factory=dict)  # balance_months
 
 
-def fold(payloads: Iterable[bytes | str | dict[str, Any]], books: Books) -> FoldResult:
-    """Replay applied entries (ledger_entries payloads, in the order the accrual applied
-    them) through the partners' timelines, exactly as the accrual service did: the same
-    late entries fold the same histories again and post the same corrections."""
+Row = tuple[bytes | str | dict[str, Any], int | None]  # an entry's payload, its arrival
+
+
+def fold(rows: Iterable[Row], books: Books) -> FoldResult:
+    """Replay applied entries (ledger_entries payloads with their arrival, in the order the
+    accrual applied them) through the partners' timelines, exactly as the accrual service
+    did: entries that arrived together arrive together again, so the same late entries fold
+    the same histories again and post the same corrections."""
     out = FoldResult()
     timelines: dict[str, Timeline] = {}
-    for payload in payloads:
-        d = payload if isinstance(payload, dict) else orjson.loads(payload)
-        e = entry_from_dict(d)
-        out.entries += 1
-        t = timelines.get(e.partner_id)
+    for group in arrivals(rows):
+        p = group[0].partner_id
+        t = timelines.get(p)
         if t is None:
-            t = timelines[e.partner_id] = Timeline(e.partner_id)
-        arrival = t.arrive((e,), books)
+            t = timelines[p] = Timeline(p)
+        arrival = t.arrive(group, books)
+        out.entries += len(group)
         out.refused += len(arrival.refused)  # the live service dead-letters these
-        out.applied += 1 - len(arrival.refused)
+        out.applied += len(group) - len(arrival.refused)
         out.groups += len(arrival.groups)
         add_partner_legs(out.balances, arrival.groups, out.months)
     return out
 
 
-SHARD_SQL = ("SELECT e.payload::text FROM ledger_entries e "
+def arrivals(rows: Iterable[Row]) -> Iterator[list[LedgerEntry]]:
+    """Entries in order of application, grouped by partner and arrival (one batch's
+    entries for one partner; an entry of unknown arrival, NULL, arrived alone). A partner's
+    groups come in the order they arrived; partners are independent of each other."""
+    open_: dict[str, tuple[int | None, list[LedgerEntry]]] = {}
+    for payload, arrival in rows:
+        d = payload if isinstance(payload, dict) else orjson.loads(payload)
+        e = entry_from_dict(d)
+        held = open_.get(e.partner_id)
+        if held is not None and (arrival is None or held[0] != arrival):
+            yield held[1]
+            held = None
+        if held is None:
+            open_[e.partner_id] = (arrival, [e])
+        else:
+            held[1].append(e)
+    yield from (group for _, group in open_.values())
+
+
+SHARD_SQL = ("SELECT e.payload::text, a.arrival FROM ledger_entries e "
              "JOIN accrual_applied a ON a.entry_id = e.entry_id "
              "WHERE ($1::int = 1 OR (hashtext(e.partner_id) & 2147483647) % $1 = $2) "
              "ORDER BY a.applied_order")
 
 
-async def _fetch_shard(dsn: str, snapshot: str, shard: int, shards: int) -> list[str]:
+async def _fetch_shard(dsn: str, snapshot: str, shard: int, shards: int) -> list[Row]:
     """One shard's entries, read in the rebuild's own snapshot (pg_export_snapshot)."""
     import asyncpg
 
@@ -65,7 +88,7 @@ async def _fetch_shard(dsn: str, snapshot: str, shard: int, shards: int) -> list
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            return [r[0] for r in await conn.fetch(SHARD_SQL, shards, shard)]
+            return [(r[0], r[1]) for r in await conn.fetch(SHARD_SQL, shards, shard)]
     finally:
         await conn.close()
 

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from trailpay.adapters.fastjson import dumps
-from trailpay.core.attribution import entry_from_dict
+from trailpay.adapters.rebuild_worker import arrivals
 from trailpay.core.fold import Books
 from trailpay.core.journal import SortKey
 from trailpay.core.state import PartnerState, state_from_json
@@ -116,17 +116,16 @@ class StateStore:
         a late entry sorts before what they hold in memory. Slow (one read of the partners'
         entries), and only after a restart or an eviction."""
         rows = await pg.fetch(
-            "SELECT e.partner_id, e.payload FROM ledger_entries e "
+            "SELECT e.payload, a.arrival FROM ledger_entries e "
             "JOIN accrual_applied a ON a.entry_id = e.entry_id "
-            "WHERE e.partner_id = ANY($1::text[]) ORDER BY a.applied_order", partner_ids)
-        entries: dict[str, list[Any]] = defaultdict(list)
-        for pid, payload in rows:
-            e = entry_from_dict(orjson.loads(payload))
-            if e.entry_id not in skip:
-                entries[pid].append(e)
+            "WHERE e.partner_id = ANY($1::text[]) AND NOT e.entry_id = ANY($2::text[]) "
+            "ORDER BY a.applied_order", partner_ids, list(skip))
+        groups: dict[str, list[list[Any]]] = defaultdict(list)
+        for group in arrivals((r[0], r[1]) for r in rows):
+            groups[group[0].partner_id].append(group)
         for pid in partner_ids:
             x = loaded[pid]
-            t = Timeline.replayed(pid, entries[pid], books)
+            t = Timeline.replayed(pid, groups[pid], books)
             loaded[pid] = Loaded(x.entries, t, t.state)
 
     def forget(self, partner_ids: list[str]) -> None:

@@ -131,6 +131,7 @@ accrual_applied = Table(
     Column("journal_seq", BigInteger, nullable=False),
     Column("applied_order", BigInteger, nullable=False),
     Column("outcome", Id, nullable=False),
+    Column("arrival", BigInteger),  # the batch's transaction id (migration 0017)
 )
 
 partner_state = Table(

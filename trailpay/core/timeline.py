@@ -9,9 +9,11 @@ every later entry, as correction groups that name the late fact and the figures 
 correct, dated when the late entry was recorded: what was already shown of other facts
 is never restated in its own month, and the correction shows in the month it was made.
 
-Which entries are late depends only on the order in which entries were applied, never on
-how they were batched: each late entry folds the history again on its own, so a rebuild
-that replays the order of application posts the same amounts in the same months.
+The late entries of one arrival (a batch's entries for the partner) fold the history
+again once, together: a backfill of a thousand facts costs one re-fold, not a thousand.
+What posts in which month therefore depends on how entries arrived together; the accrual
+records each entry's arrival (accrual_applied.arrival), and a rebuild replays the same
+arrivals in the same order, so it posts the same amounts in the same months.
 """
 
 from __future__ import annotations
@@ -71,11 +73,14 @@ class Timeline:
         self.snapshots: dict[int, PartnerState] = {0: self.state}  # index -> state before it
 
     @classmethod
-    def replayed(cls, partner_id: str, applied: Iterable[LedgerEntry], books: Books) -> Timeline:
+    def replayed(cls, partner_id: str, arrivals: Iterable[Sequence[LedgerEntry]],
+                 books: Books) -> Timeline:
         """The timeline of entries already applied (after a restart), rebuilt by letting them
-        arrive again in the order they were applied: the same states, the same payouts."""
+        arrive again as they arrived (the same groups, in the same order): the same states,
+        the same payouts."""
         t = cls(partner_id)
-        t.arrive(list(applied), books)
+        for group in arrivals:
+            t.arrive(group, books)
         return t
 
     @property
@@ -89,15 +94,21 @@ class Timeline:
         return floor is not None and any(sort_key(e) < floor for e in entries)
 
     def arrive(self, entries: Sequence[LedgerEntry], books: Books) -> Arrival:
-        """Apply entries in the order they arrived; returns what to post and record."""
+        """Apply entries that arrived together (one batch's, for this partner), in sort
+        order; returns what to post and record. Those that sort before what is already
+        applied (late ones, the first of the sorted list) fold the history again once,
+        together; the rest go on top."""
         out = Arrival()
-        for e in entries:
-            k = sort_key(e)
-            last = self.keys[-1] if self.keys else self.floor
-            if last is not None and k < last:
-                self._fold_in(e, books, out)
-            else:
-                self._append(e, k, books, out)
+        ordered = sorted(entries, key=sort_key)
+        last = self.last
+        late = 0
+        if last is not None:
+            while late < len(ordered) and sort_key(ordered[late]) < last:
+                late += 1
+        if late:
+            self._fold_in(ordered[:late], books, out)
+        for e in ordered[late:]:
+            self._append(e, sort_key(e), books, out)
         return out
 
     def _append(self, e: LedgerEntry, k: SortKey, books: Books, out: Arrival) -> None:
@@ -122,13 +133,16 @@ class Timeline:
         self.reads.append(why is None and reads_money(groups))
         self.applied.append(why is None)
 
-    def _fold_in(self, cause: LedgerEntry, books: Books, out: Arrival) -> None:
-        """Fold the history again from the last snapshot before a late entry: the entries
-        before it once, then every later one twice in step, as recorded and with the late
-        entry, until the two differ only where no later entry looks (core.shortcut)."""
-        first = bisect_left(self.keys, sort_key(cause))
+    def _fold_in(self, lates: list[LedgerEntry], books: Books, out: Arrival) -> None:
+        """Fold the history again from the last snapshot before the first late entry: the
+        entries before it once, then every later one twice in step, as recorded and with the
+        late entries, until the two differ only where no later entry looks (core.shortcut).
+        Each late entry's own groups are dated as it happened; the difference it made to the
+        entries after it is posted as corrections, dated when the last of them was recorded."""
+        keys = [sort_key(e) for e in lates]
+        first = bisect_left(self.keys, keys[0])
         c = max(i for i in self.snapshots if i <= first)  # 0 always is one
-        entries, used = self.entries, self.used
+        entries, used, old_keys = self.entries, self.used, self.keys
         recorded = self.state.payouts
         state = self.snapshots[c]
         for i in range(c, first):  # the same in both folds: folded once, as recorded
@@ -136,83 +150,90 @@ class Timeline:
         # A late payout run as of a day on or before a run already applied does nothing
         # (a run never pays twice); any other late entry is applied for the first time.
         last_run = self.state.last_run
-        stale = (isinstance(cause.fact, PayoutRunRequested) and last_run is not None
-                 and cause.fact.as_of <= last_run)
-        seen = cause.journal_seq  # entries folded again know what was published before it
-        pair, why = terms_of(books, cause, seen)
+        seen = max(e.journal_seq for e in lates)  # what entries folded again may know
         was = now = state
-        own: list[PostingGroup] = []
-        effects: list[Effect] = []
-        if why is None:
-            now, own, effects, why = attempt(state, cause, pair, recorded if stale else None)
-        out.groups += own  # what the late fact itself did: dated as it happened
-        out.effects += effects
-        if why is not None:  # refused: it changes nothing, and nothing folds again
-            out.refused.append((cause, why))
-            self.entries.insert(first, cause)
-            self.keys.insert(first, sort_key(cause))
-            self.used.insert(first, pair)
-            self.reads.insert(first, False)
-            self.applied.insert(first, False)
-            self.snapshots = {(i + 1 if i > first else i): s for i, s in self.snapshots.items()}
-            return
-        rest = entries[first:]
-        n = len(rest)
-        cut = n
+        seg: list[tuple[LedgerEntry, SortKey, Used, bool, bool]] = []  # the new history
         snaps: dict[int, PartnerState] = {}
-        new_used: list[Used] = []
-        new_reads: list[bool] = []
-        new_applied: list[bool] = []
         before: dict[str, list[PostingGroup]] = {}
         after: dict[str, list[PostingGroup]] = {}
-        may_cut = not isinstance(cause.fact, PlanRerated)  # a new version re-rates them all
+        folded: list[LedgerEntry] = []  # the late entries not refused
+        rest = entries[first:]
+        n, count = len(rest), len(lates)
+        may_cut = not any(isinstance(e.fact, PlanRerated) for e in lates)  # re-rates all
         reads_after: list[bool] | None = None
         touched: dict[str, int] | None = None
-        for j, e in enumerate(rest):
-            if (first + 1 + j) % SNAPSHOT_EVERY == 0:
-                snaps[first + 1 + j] = now
-            if may_cut and j % 8 == 0:
-                diff = difference(now, was)
-                if diff is not None:
-                    if reads_after is None:
-                        reads_after, touched = _lookahead(rest, self.reads[first:])
-                    assert touched is not None
-                    if (not (diff.money and reads_after[j])
-                            and all(touched.get(cid, -1) < j for cid in diff.books)):
-                        cut = j
-                        break
+        j = li = 0  # the next entry of rest, and of lates
+        cut = False
+        while j < n or li < count:
+            at = first + len(seg)
+            if at > first and at % SNAPSHOT_EVERY == 0:
+                snaps[at] = now
+            if li < count and (j == n or keys[li] < old_keys[first + j]):
+                e = lates[li]
+                li += 1
+                stale = (isinstance(e.fact, PayoutRunRequested) and last_run is not None
+                         and e.fact.as_of <= last_run)
+                pair, why = terms_of(books, e, e.journal_seq)
+                own: list[PostingGroup] = []
+                if why is None:
+                    now, own, effects, why = attempt(now, e, pair, recorded if stale else None)
+                if why is not None:  # refused: it changes nothing
+                    out.refused.append((e, why))
+                else:
+                    out.groups += own  # what the late fact itself did: dated as it happened
+                    out.effects += effects
+                    folded.append(e)
+                seg.append((e, keys[li - 1], pair, why is None and reads_money(own),
+                            why is None))
+                continue
+            if li == count:  # every late entry is in: may the fold stop here?
+                if not folded:  # all of them refused: nothing changed
+                    cut = True
+                    break
+                if may_cut and j % 8 == 0:
+                    diff = difference(now, was)
+                    if diff is not None:
+                        if reads_after is None:
+                            reads_after, touched = _lookahead(rest, self.reads[first:])
+                        assert touched is not None
+                        if (not (diff.money and reads_after[j])
+                                and all(touched.get(cid, -1) < j for cid in diff.books)):
+                            cut = True
+                            break
+            e = rest[j]
             was, made_was = attempt(was, e, used[first + j], recorded)[:2]
             p = terms_of(books, e, seen)[0]
             now, made_now, _, refused = attempt(now, e, p, recorded)
-            new_used.append(p)
-            new_reads.append(reads_money(made_now))
-            new_applied.append(refused is None)
+            seg.append((e, old_keys[first + j], p, reads_money(made_now), refused is None))
             if not _same(made_was, made_now):
                 before[e.entry_id], after[e.entry_id] = made_was, made_now
-        when = cause.recorded_at or cause.time
-        out.groups += _corrections(cause, [cause], when, before, after,
-                                   [e for e in rest[:cut] if e.entry_id in before])
-        out.effects.append(Effect(REFOLDED, cause, detail=f"{first - c + 1 + cut} entries "
-                                  "folded again"))
-        out.refolds += 1
-        out.refolded += first - c + 1 + cut
+            j += 1
+        if folded:
+            when = max(e.recorded_at or e.time for e in lates)
+            out.groups += _corrections(folded[0], folded, when, before, after,
+                                       [e for e in rest[:j] if e.entry_id in before])
+            out.effects.append(Effect(REFOLDED, folded[0], detail=(
+                f"{first - c + len(seg)} entries folded again for {len(folded)} late")))
+            out.refolds += 1
+            out.refolded += first - c + len(seg)
         old_snaps = self.snapshots
         self.snapshots = {i: s for i, s in old_snaps.items() if i <= first}
         self.snapshots.update(snaps)
-        if cut < n:
+        if cut:
             diff = difference(now, was)
             assert diff is not None
-            for i, s in old_snaps.items():  # old i is new i + 1; before rest[cut] done above
-                if i > first + cut:
-                    self.snapshots[i + 1] = carried(s, diff, self._day_before(i))
+            for i, s in old_snaps.items():  # old i is new i + count; before rest[j] done above
+                if i > first + j:
+                    self.snapshots[i + count] = carried(s, diff, self._day_before(i))
+            self.snapshots[first + len(seg)] = now
             self.state = carried(self.state, diff, self._day_before(len(entries)))
         else:
             self.state = now
-        self.entries.insert(first, cause)
-        self.keys.insert(first, sort_key(cause))
-        self.used[first:first + cut] = [pair, *new_used]
-        self.reads[first:first + cut] = [reads_money(own), *new_reads]
-        self.applied[first:first + cut] = [why is None, *new_applied]
+        self.entries[first:first + j] = [s[0] for s in seg]
+        self.keys[first:first + j] = [s[1] for s in seg]
+        self.used[first:first + j] = [s[2] for s in seg]
+        self.reads[first:first + j] = [s[3] for s in seg]
+        self.applied[first:first + j] = [s[4] for s in seg]
         self._thin()
 
     def _day_before(self, i: int) -> date | None:

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev demo test test-unit lint bench bench-engine bench-refold clean
+.PHONY: dev demo test test-unit lint bench bench-engine bench-refold bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,18 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 ## End-to-end throughput and latency beside this machine's raw limits (QUICK=1: under two minutes;
-## PROFILE=1: py-spy samples the services, flame stacks beside the results).
+## PROFILE=1: py-spy samples the services, flame stacks beside the results; LEDGERS=, ACCRUALS=,
+## PARTITIONS=: processes and partitions).
 bench: $(STAMP)
 	$(if $(filter 1 true yes,$(PROFILE)),$(PY) -m pip install --quiet -e '.[bench]',)
-	$(PY) -m bench $(if $(filter 1 true yes,$(QUICK)),--quick,) $(if $(filter 1 true yes,$(PROFILE)),--profile,)
+	$(PY) -m bench $(if $(filter 1 true yes,$(QUICK)),--quick,) $(if $(filter 1 true yes,$(PROFILE)),--profile,) \
+	  $(if $(LEDGERS),--ledgers $(LEDGERS),) $(if $(ACCRUALS),--accruals $(ACCRUALS),) \
+	  $(if $(PARTITIONS),--partitions $(PARTITIONS),)
+
+## Events/s against ledger and accrual processes, sized to this machine's cores (SIZE=quick
+## for a short sweep; BUDGET=seconds to stop starting points).
+bench-scale: $(STAMP)
+	$(PY) -m bench.scale $(if $(SIZE),--size $(SIZE),) $(if $(BUDGET),--budget $(BUDGET),)
 
 ## Plan-engine throughput on one core only (pure core, no I/O).
 bench-engine: $(STAMP)

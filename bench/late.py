@@ -122,11 +122,13 @@ def rebuild_check(stack: Stack, timeout: float) -> dict[str, Any]:
 def kafka_phase(prog: Programme, events: list[dict[str, Any]], log_dir: Path, *,
                 accruals: int = 2, service_env: dict[str, str] | None = None,
                 timeout: float = 3600, rebuild_timeout: float | None = 3600,
-                keep_db: bool = False) -> dict[str, Any]:
+                keep_db: bool = False, ledgers: int = 1, partitions: int = 0
+                ) -> dict[str, Any]:
     """`events` (the programme's Kafka events, in any order) sent over Kafka to a fresh
     stack, timed until every entry is applied; then checked against the defined fold and,
     unless rebuild_timeout is None, by `trailpay rebuild --check`."""
-    stack = Stack(env_extra=dict(service_env or {}), accruals=accruals)
+    stack = Stack(env_extra=dict(service_env or {}), accruals=accruals, ledgers=ledgers,
+                  partitions=partitions)
     log_dir.mkdir(parents=True, exist_ok=True)
     stack.start_infra(log_dir)
     try:
@@ -153,7 +155,8 @@ def kafka_phase(prog: Programme, events: list[dict[str, Any]], log_dir: Path, *,
 
 def run(prog: Programme, seed: int, log_dir: Path, in_order: float | None = None, *,
         accruals: int = 2, service_env: dict[str, str] | None = None, timeout: float = 3600,
-        rebuild_timeout: float | None = 3600, keep_db: bool = False) -> dict[str, Any]:
+        rebuild_timeout: float | None = 3600, keep_db: bool = False, ledgers: int = 1,
+        partitions: int = 0) -> dict[str, Any]:
     """The late phase, its results keyed late_* (the Kafka phase's own keys prefixed), and
     its rate over `in_order`'s (events/s of the in-order phase of the same run). A phase
     that fails is reported (late_error), not raised: the run's other results still count."""
@@ -163,7 +166,8 @@ def run(prog: Programme, seed: int, log_dir: Path, in_order: float | None = None
     try:
         out = kafka_phase(prog, events, log_dir / "late", accruals=accruals,
                           service_env=service_env, timeout=timeout,
-                          rebuild_timeout=rebuild_timeout, keep_db=keep_db)
+                          rebuild_timeout=rebuild_timeout, keep_db=keep_db, ledgers=ledgers,
+                          partitions=partitions)
     except Exception as exc:
         log(f"  late phase failed: {type(exc).__name__}: {exc}")
         return {**held, "late_error": f"{type(exc).__name__}: {exc}", "late_correct": False}

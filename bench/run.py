@@ -39,11 +39,13 @@ from bench.programme import Programme, generate
 from bench.stack import ROOT, Stack
 from trailpay.adapters import rebuild
 from trailpay.adapters.kafka import send_all
+from trailpay.settings import Settings
 
 RESULTS = ROOT / "bench" / "results"
 SIZES = {  # partners, customers, kafka events, http events, load seconds, engine events
     "full": (500, 20_000, 200_000, 50_000, 30.0, 100_000),
     "quick": (100, 2_500, 20_000, 5_000, 8.0, 30_000),
+    "scale": (250, 10_000, 100_000, 5_000, 0.0, 0),  # one point of `make bench-scale`
 }
 
 
@@ -381,8 +383,10 @@ class Profilers:
 
 def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         skip: frozenset[str] = frozenset(), service_env: dict[str, str] | None = None,
-        accruals: int = 2) -> dict[str, Any]:
-    partners, customers, k_events, h_events, load_s, engine_n = SIZES["quick" if quick else "full"]
+        accruals: int = 2, ledgers: int = 1, partitions: int = 0,
+        size: str | None = None) -> dict[str, Any]:
+    size = size or ("quick" if quick else "full")
+    partners, customers, k_events, h_events, load_s, engine_n = SIZES[size]
     commit, dirty = _commit()
     result: dict[str, Any] = {"quick": quick, "commit": commit, "dirty": dirty, "seed": seed,
                               "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -396,16 +400,21 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
                            "kafka_events": len(prog.kafka), "http_events": len(prog.http),
                            "by_type": prog.counts, "generate_seconds": time.perf_counter() - t}
     log(f"programme: {len(prog.kafka)} Kafka + {len(prog.http)} HTTP events from seed {seed}")
-    stack = Stack(env_extra=dict(service_env or {}), accruals=accruals)
+    stack = Stack(env_extra=dict(service_env or {}), accruals=accruals, ledgers=ledgers,
+                  partitions=partitions)
     result["service_env"] = stack.env_extra
+    result["size"] = size
     result["accrual_processes"] = accruals
+    result["ledger_processes"] = ledgers
+    result["partitions"] = partitions or Settings.model_fields["topic_partitions"].default
     stack.start_infra(log_dir, statement_stats=profile)
     result["postgres"] = stack.postgres_kind
     try:
         if "raw" not in skip:
             log("raw limits ...")
             result.update(asyncio.run(raw_limits(stack, prog, min(len(prog.kafka), 100_000))))
-        log(f"starting ledger, accrual ×{accruals}, gateway ...")
+        log(f"starting ledger ×{ledgers}, accrual ×{accruals} on {result['partitions']} "
+            "partitions, gateway ...")
         stack.start_services(log_dir)
         result["rss_start_mib"] = stack.rss()
         asyncio.run(setup_programme(stack, prog))
@@ -416,7 +425,7 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         timeout = 600 if quick else 3600
         profilers = Profilers(stack, log_dir, profile)
         log(f"end to end over Kafka: {len(prog.kafka)} events ...")
-        profilers.start("kafka", ("ledger", *stack.accrual_names))
+        profilers.start("kafka", tuple(stack.worker_names))
         cpu0 = stack.cpu()
         result.update(asyncio.run(ingest_kafka(stack, prog, progress, kafka_entries, timeout)))
         cpu1 = stack.cpu()
@@ -428,7 +437,7 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         profilers.stop()
         log(f"  {result['e2e_kafka_events_per_s']:,.0f} events/s; over HTTP: "
             f"{len(prog.http)} events ...")
-        profilers.start("http", ("gateway", "ledger", *stack.accrual_names))
+        profilers.start("http", ("gateway", *stack.worker_names))
         result.update(asyncio.run(ingest_http(stack, prog, progress, len(prog.kafka),
                                               all_entries, timeout)))
         cpu2 = stack.cpu()
@@ -455,7 +464,8 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         from bench import late  # it builds on this module's phases: imported late
 
         result.update(late.run(prog, seed, log_dir, result["e2e_kafka_events_per_s"],
-                               accruals=accruals, service_env=service_env, timeout=timeout))
+                               accruals=accruals, service_env=service_env, timeout=timeout,
+                               ledgers=ledgers, partitions=partitions))
     if "refold" not in skip:
         samples = 50 if quick else 200
         log(f"re-fold of one partner (50,000 entries in a year) for {samples} late entries ...")
@@ -479,7 +489,7 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
     if profile:
         result["pg_statements"] = profilers.pg_statements
     peak = {}
-    for name in ("ledger", *stack.accrual_names, "gateway"):
+    for name in (*stack.worker_names, "gateway"):
         vals = [s[name] for s in result.get("rss_series_mib", []) + result.get(
             "rss_load_series_mib", []) if s.get(name)]
         peak[name] = max(vals) if vals else None
@@ -582,15 +592,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="sample the services with py-spy (pip install -e '.[bench]')")
     ap.add_argument("--skip", default="",
                     help="comma-separated phases to leave out: raw,load,engine,late,refold")
-    ap.add_argument("--accruals", type=int, default=2,
+    ap.add_argument("--accruals", type=int, default=int(os.environ.get("ACCRUALS") or 2),
                     help="accrual processes in the consumer group (deploy/k8s runs 2)")
+    ap.add_argument("--ledgers", type=int, default=int(os.environ.get("LEDGERS") or 1),
+                    help="ledger processes in their consumer group (issue 15)")
+    ap.add_argument("--partitions", type=int, default=int(os.environ.get("PARTITIONS") or 0),
+                    help="partitions of every topic (default: Settings.topic_partitions)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="extra environment for the services (a tuning experiment)")
     args = ap.parse_args(argv)
     skip = frozenset(s for s in args.skip.split(",") if s)
     service_env = dict(e.split("=", 1) for e in args.env)
     result = run(args.quick, args.seed, args.keep_db, args.profile, skip, service_env,
-                 args.accruals)
+                 args.accruals, args.ledgers, args.partitions)
     if skip or args.profile or service_env:
         args.no_save = True  # a partial or profiled run is not a result
     print()

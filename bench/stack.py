@@ -79,6 +79,10 @@ class Stack:
     # Accrual processes in the consumer group (deploy/k8s runs 2 replicas): while one waits
     # on PostgreSQL for its batch's commit, the other computes. They split the partitions.
     accruals: int = 2
+    # Ledger processes in their consumer group, each owning input partitions (issue 15), and
+    # the partitions of every topic (0: the services' default, Settings.topic_partitions).
+    ledgers: int = 1
+    partitions: int = 0
     _pg: EmbeddedPostgres | None = None
     _broker: TansuBroker | None = None
     postgres_kind: str = ""
@@ -91,6 +95,15 @@ class Stack:
     @property
     def accrual_names(self) -> list[str]:
         return ["accrual"] + [f"accrual-{n}" for n in range(2, self.accruals + 1)]
+
+    @property
+    def ledger_names(self) -> list[str]:
+        return ["ledger"] + [f"ledger-{n}" for n in range(2, self.ledgers + 1)]
+
+    @property
+    def worker_names(self) -> list[str]:
+        """The processes that consume Kafka: the ledgers and the accruals."""
+        return [*self.ledger_names, *self.accrual_names]
 
     @property
     def dsn(self) -> str:
@@ -123,14 +136,17 @@ class Stack:
         env = {**os.environ, "DATABASE_URL": self.database_url,
                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "TRAILPAY_ADMIN_TOKEN": self.token,
                "GATEWAY_PORT": str(self.gateway_port), "LOG_LEVEL": "WARNING",
-               "PYTHONPATH": str(ROOT), **self.env_extra}
+               "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))),
+               **self.env_extra}
+        if self.partitions:
+            env["TOPIC_PARTITIONS"] = str(self.partitions)
         if name in self.metrics_ports:
             env["METRICS_PORT"] = str(self.metrics_ports[name])
         return env
 
     def start_services(self, log_dir: Path) -> None:
         self.gateway_port = free_port()
-        names = ["ledger", *self.accrual_names, "gateway"]
+        names = [*self.worker_names, "gateway"]
         self.metrics_ports = {name: free_port() for name in names if name != "gateway"}
         for name in names:
             log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process

@@ -56,7 +56,7 @@ def _lots_delta(now: Lots, was: Lots) -> Lots:
     out: Lots = {}
     for c in now.keys() | was.keys():
         a, b = now.get(c, {}), was.get(c, {})
-        if a is b:
+        if a is b or a == b:
             continue
         d = {day: a.get(day, 0) - b.get(day, 0) for day in a.keys() | b.keys()}
         d = {day: v for day, v in d.items() if v}
@@ -65,26 +65,29 @@ def _lots_delta(now: Lots, was: Lots) -> Lots:
     return out
 
 
-def difference(now: PartnerState, was: PartnerState) -> Difference | None:
+def difference(now: PartnerState, was: PartnerState,
+               among: Iterable[str] | None = None) -> Difference | None:
     """The difference, when it is only books and amounts; None when anything else differs
     (payouts, disputes, the last run, co-marketing, or a book in a way the partner's other
-    customers would feel: its ARR, share, activity, currency or vesting deadline)."""
+    customers would feel: its ARR, share, activity, currency or vesting deadline).
+    `among`: the only customers whose books may differ (those put since the two folds
+    parted, PartnerState.puts); without it, every book is compared."""
     if (now.last_run != was.last_run or now.disputes != was.disputes
             or now.comarketing != was.comarketing or now.payouts != was.payouts):
         return None
     books: dict[str, CustomerBook] = {}
     a, b = now.customers, was.customers
     if a is not b:
-        for cid, book in a.items():
-            old = b.get(cid)
+        if len(a) != len(b):
+            return None
+        for cid in (a if among is None else among):
+            book, old = a.get(cid), b.get(cid)
             if old is book:
                 continue
-            if old is None or not _same_outside(book, old):
+            if old is None or book is None or not _same_outside(book, old):
                 return None
             if book != old:
                 books[cid] = book
-        if len(a) != len(b):
-            return None
     payable = {c: now.payable.get(c, 0) - was.payable.get(c, 0)
                for c in now.payable.keys() | was.payable.keys()}
     if now.pending.keys() != was.pending.keys() or now.payable.keys() != was.payable.keys():

@@ -115,6 +115,9 @@ class PartnerState:
     # The earliest pending lot and vesting deadline (None: there is none), or _UNKNOWN.
     _first_due: Any = field(default=_UNKNOWN, init=False, repr=False, compare=False)
     _first_deadline: Any = field(default=_UNKNOWN, init=False, repr=False, compare=False)
+    # The customers whose books were put since a fold began logging (core.timeline: a
+    # re-fold compares those books only). Shared by the states one derives from another.
+    puts: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     # Every change to a state goes through the methods below: they copy a shared container
     # before changing it. Reading the containers directly is fine; changing them is not.
@@ -141,6 +144,7 @@ class PartnerState:
         c._volume = self._volume
         c._first_due = self._first_due
         c._first_deadline = self._first_deadline
+        c.puts = self.puts
         return c
 
     def put(self, book: CustomerBook) -> None:
@@ -152,6 +156,8 @@ class PartnerState:
         cid = book.customer_id
         old = self.customers.get(cid)
         self.customers[cid] = book
+        if self.puts is not None:
+            self.puts.append(cid)
         was = self.vesting_due.get(cid)
         if book.held and book.vest_deadline is not None:
             if shared & _VESTING:

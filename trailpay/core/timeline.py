@@ -151,7 +151,13 @@ class Timeline:
         # (a run never pays twice); any other late entry is applied for the first time.
         last_run = self.state.last_run
         seen = max(e.journal_seq for e in lates)  # what entries folded again may know
-        was = now = state
+        # Two folds part here; each logs the customers whose books it puts (PartnerState.puts)
+        # so that comparing them looks at those books only, not at every customer's.
+        was, now = state.copy(), state.copy()
+        was.puts, now.puts = was_log, now_log = [], []
+        logged_was = logged_now = 0
+        dirty: set[str] = set()  # customers whose books may differ between the two
+        diff = None
         seg: list[tuple[LedgerEntry, SortKey, Used, bool, bool]] = []  # the new history
         snaps: dict[int, PartnerState] = {}
         before: dict[str, list[PostingGroup]] = {}
@@ -167,7 +173,7 @@ class Timeline:
         while j < n or li < count:
             at = first + len(seg)
             if at > first and at % SNAPSHOT_EVERY == 0:
-                snaps[at] = now
+                snaps[at] = _unlogged(now)
             if li < count and (j == n or keys[li] < old_keys[first + j]):
                 e = lates[li]
                 li += 1
@@ -186,20 +192,25 @@ class Timeline:
                 seg.append((e, keys[li - 1], pair, why is None and reads_money(own),
                             why is None))
                 continue
-            if li == count:  # every late entry is in: may the fold stop here?
+            if li == count and (not folded or may_cut and j % 8 == 0):
+                # Every late entry is in: may the fold stop here?
+                dirty.update(now_log[logged_now:])
+                dirty.update(was_log[logged_was:])
+                logged_now, logged_was = len(now_log), len(was_log)
+                a, b = now.customers, was.customers
+                dirty = {c for c in dirty if a.get(c) != b.get(c)}  # equal again: dropped
+                diff = difference(now, was, dirty)
                 if not folded:  # all of them refused: nothing changed
                     cut = True
                     break
-                if may_cut and j % 8 == 0:
-                    diff = difference(now, was)
-                    if diff is not None:
-                        if reads_after is None:
-                            reads_after, touched = _lookahead(rest, self.reads[first:])
-                        assert touched is not None
-                        if (not (diff.money and reads_after[j])
-                                and all(touched.get(cid, -1) < j for cid in diff.books)):
-                            cut = True
-                            break
+                if diff is not None:
+                    if reads_after is None:
+                        reads_after, touched = _lookahead(rest, self.reads[first:])
+                    assert touched is not None
+                    if (not (diff.money and reads_after[j])
+                            and all(touched.get(cid, -1) < j for cid in diff.books)):
+                        cut = True
+                        break
             e = rest[j]
             was, made_was = attempt(was, e, used[first + j], recorded)[:2]
             p = terms_of(books, e, seen)[0]
@@ -216,11 +227,11 @@ class Timeline:
                 f"{first - c + len(seg)} entries folded again for {len(folded)} late")))
             out.refolds += 1
             out.refolded += first - c + len(seg)
+        now.puts = was.puts = None  # (the folds are done: states derived from them log nothing)
         old_snaps = self.snapshots
         self.snapshots = {i: s for i, s in old_snaps.items() if i <= first}
         self.snapshots.update(snaps)
         if cut:
-            diff = difference(now, was)
             assert diff is not None
             for i, s in old_snaps.items():  # old i is new i + count; before rest[j] done above
                 if i > first + j:
@@ -258,6 +269,13 @@ class Timeline:
                 kept[i] = self.snapshots[i]
                 last = i
         self.snapshots = kept
+
+def _unlogged(state: PartnerState) -> PartnerState:
+    """A copy of a state that logs no puts (a snapshot: later folds start from it)."""
+    s = state.copy()
+    s.puts = None
+    return s
+
 
 def _lookahead(rest: list[LedgerEntry], reads: list[bool]
                ) -> tuple[list[bool], dict[str, int]]:

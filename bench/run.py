@@ -34,7 +34,8 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import engine, expected, load, pgstats, raw, refold
+from bench import engine, expected, floor, load, pgstats, raw, refold
+from bench.engine import books_for
 from bench.programme import Programme, generate
 from bench.stack import ROOT, Stack
 from trailpay.adapters import rebuild
@@ -485,6 +486,9 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         result["e2e_ratio_to_slowest_raw"] = result["e2e_kafka_events_per_s"] / limits[slowest]
         result["e2e_ratio_to_pg_batch"] = (result["e2e_kafka_events_per_s"]
                                            / result["pg_batch_insert_rows_per_s"])
+        if "engine" not in skip:  # the floor: the parts the design requires, each alone
+            log("the floor: codec parts alone ...")
+            result.update(floor.floor(result, floor.codec_parts(prog.kafka, books_for(prog))))
     result["profiles"] = str(log_dir) if profile else None
     if profile:
         result["pg_statements"] = profilers.pg_statements
@@ -502,7 +506,7 @@ TARGETS = [  # key, target, higher is better
     ("e2e_kafka_events_per_s", 20_000, True), ("e2e_ratio_to_pg_batch", 0.25, True),
     ("http_intake_events_per_s", 5_000, True), ("rebuild_events_per_s", 50_000, True),
     ("statement_p99_ms", 50, False), ("late_ratio_to_in_order", 0.7, True),
-    ("refold_p99_ms", 50, False),
+    ("refold_p99_ms", 50, False), ("pipeline_to_floor", 1.15, False),
 ]
 
 
@@ -535,6 +539,7 @@ def table(r: dict[str, Any]) -> str:
         ("3 ratio", f"e2e Kafka / slowest raw ({r.get('slowest_raw_limit')})",
          "e2e_ratio_to_slowest_raw"),
         ("3 ratio", "e2e Kafka / plan engine on one core (same run)", "e2e_ratio_to_engine"),
+        ("3 ratio", "pipeline CPU ÷ the floor (same run)", "pipeline_to_floor"),
         ("4 rebuild", "journal replay (events/s)", "rebuild_events_per_s"),
         ("5 read", "statements p50 / p95 / p99 (ms)", "statement_p99_ms"),
         ("5 read", "balances p50 / p95 / p99 (ms)", "balance_p99_ms"),
@@ -563,6 +568,8 @@ def table(r: dict[str, Any]) -> str:
     rss = " ".join(f"{n} {r['rss_start_mib'].get(n) or 0:.0f}→{r['rss_end_mib'].get(n) or 0:.0f}"
                    f" (peak {r['rss_peak_mib'].get(n) or 0:.0f})"
                    for n in r["rss_end_mib"]) if r.get("rss_end_mib") else "n/a"
+    if "pipeline_to_floor" in r:
+        lines.append(floor.report(r))
     if "late_correct" in r:
         from bench.late import summary  # bench.late builds on this module: imported late
 

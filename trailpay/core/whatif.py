@@ -213,9 +213,9 @@ def summary(rows: Iterable[Row]) -> list[dict[str, Any]]:
         item["figures"][fig] = {"actual": a, "candidate": b, "difference": b - a}
     for item in out.values():
         figs = item["figures"]
+        zero = round_money(Decimal(0), item["currency"])
         for b in BUCKETS:
-            figs.setdefault(b, {"actual": Decimal(0), "candidate": Decimal(0),
-                                "difference": Decimal(0)})
+            figs.setdefault(b, {"actual": zero, "candidate": zero, "difference": zero})
         cost = figs.get("cost", {"actual": Decimal(0), "candidate": Decimal(0)})
         revenue = figs.get("revenue", {}).get("actual", Decimal(0))
         item["cost_share"] = {side: cost_share(cost[side], revenue)

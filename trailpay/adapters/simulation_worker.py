@@ -32,8 +32,16 @@ def replay_payloads(payloads: Iterable[str | bytes], books: Books, start: dateti
 
 def replay_shard(args: tuple[str, str, int, int, list[str], Books, datetime, datetime]
                  ) -> Tally:
-    """A worker process: read its shard of the chosen partners' entries, replay them."""
+    """A worker process: read its shard of the chosen partners' entries, replay them.
+
+    The young generation is collected every 300,000 allocations, not 700 (as the services
+    set it: Settings.gc_young_threshold): a fold allocates millions of objects that live
+    until the partner is done, and at the default the collector re-scanned them so often
+    that it took two thirds of the time (5.8 s -> 1.7 s for a shard of 49,000 entries)."""
     import asyncio
+    import gc
+
+    gc.set_threshold(300_000, 20, 100)
 
     dsn, snapshot, shard, shards, partners, books, start, end = args
     rows: Any = asyncio.run(fetch_shard(dsn, snapshot, ENTRIES_SQL, shard, shards, partners))

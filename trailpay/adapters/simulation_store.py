@@ -92,18 +92,23 @@ class Outcome:
     seconds: float
 
 
-async def simulate(conn: AsyncConnection, dsn: str, plans: Mapping[str, PlanRef],
+async def simulate(conn: AsyncConnection, dsn: str, plans: Mapping[str, PlanRef | str],
                    types: Mapping[str, str], start: datetime, end: datetime,
                    workers: int = 2, parallel_from: int = PARALLEL_FROM,
                    total: Callable[[int], None] | None = None,
                    progress: Callable[[int], None] | None = None) -> Outcome:
-    """Replay the partners in `plans` (partner -> candidate) in [start, end) and compare
-    with what was posted. Run it in a REPEATABLE READ transaction: workers join its
+    """Replay the partners in `plans` (partner -> candidate: a version, or the id of a
+    published plan, whose versions apply as live) in [start, end) and compare with what
+    was posted. Run it in a REPEATABLE READ transaction: workers join its
     snapshot. `total(n)` once the entries are counted, `progress(k)` as they are folded."""
     started = time.perf_counter()
     pg = await raw(conn)
     live = await load_books(conn)
-    books = Swap(live, dict(plans), start, end)
+    missing = sorted({v for v in plans.values() if isinstance(v, str)} - set(live.plans))
+    if missing:
+        raise PlanError("plan_id", f"no published plan {missing[0]!r}")
+    books = Swap(live, {p: live.plans[v] if isinstance(v, str) else v
+                        for p, v in plans.items()}, start, end)
     partners = sorted(plans)
     n = await pg.fetchval("SELECT count(*) FROM ledger_entries WHERE partner_id = ANY($1::text[])",
                           partners)
@@ -212,7 +217,7 @@ async def _stop(task: asyncio.Task) -> None:
 
 
 async def execute(engine: AsyncEngine, dsn: str, simulation_id: str,
-                  plans: Mapping[str, PlanRef], types: Mapping[str, str], start: datetime,
+                  plans: Mapping[str, PlanRef | str], types: Mapping[str, str], start: datetime,
                   end: datetime, workers: int = 2, parallel_from: int = PARALLEL_FROM,
                   total: Callable[[int], None] | None = None,
                   progress: Callable[[int], None] | None = None) -> Outcome:

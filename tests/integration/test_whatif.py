@@ -184,3 +184,29 @@ async def test_a_bad_candidate_is_a_problem_naming_the_field(programme):
                                                 "partners": ["P-nobody-here"]})
     assert r.status_code == 422 and r.json()["field"] == "partners", r.json()
     assert (await ops.get("/v1/simulations/sim-nothing")).status_code == 404
+
+
+async def test_the_cli_shows_actual_against_candidate(programme, settings, tmp_path):
+    import asyncio
+    import os
+    import sys
+
+    w = programme
+    doc = yaml.safe_load(w["text"])
+    doc["version"] = 2
+    doc["rules"][1]["rate"] = "0.05"
+    path = tmp_path / "candidate.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "whatif", str(path), "--from", "2025-05-01",
+        "--to", "2025-06-30", "--partners", f"{w['p1']},{w['p2']}",
+        env={**os.environ, "DATABASE_URL": settings.database_url, "COLUMNS": "200",
+             "LOG_LEVEL": "WARNING"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    text = out.decode()
+    assert proc.returncode == 0, err.decode()
+    total = next(line for line in text.splitlines() if "total" in line and "all" in line)
+    # May-June: usage 75 + 30 at 3% -> 125 + 50 at 5%: cost +70.00 over 2 partners.
+    assert "70.00" in total, text
+    assert "GET /v1/simulations/sim-" in text

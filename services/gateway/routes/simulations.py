@@ -66,6 +66,9 @@ def start_job(request: Request, job: Any) -> None:
     task = asyncio.create_task(job)
     jobs.add(task)
     task.add_done_callback(jobs.discard)
+    # A failed job is recorded in its row (status failed, the error); retrieving the
+    # exception here keeps asyncio from logging it again as never retrieved.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def workers() -> int:

@@ -5,7 +5,8 @@ One run, one table, one JSON file (bench/results/<date>-<commit>.json):
   2. end-to-end ingest: the seeded programme over Kafka, then over HTTP (batches of 100),
      from first send until every balance is final; consumer lag over time
   3. the ratio of (2) to the raw limits
-  4. rebuild: the journal replayed into fresh projections, equal to live to the cent
+  4. rebuild: the journal replayed into fresh projections, equal to live to the cent;
+     what-if: the programme replayed under a candidate plan (bench.whatif), in seconds
   5. read latency of statements, balances (and payables when it exists) under load
   6. plan-engine throughput on one core
   7. late delivery: the Kafka phase again on a fresh stack, 10% of the events held back up
@@ -447,6 +448,11 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         result["rss_after_ingest_mib"] = stack.rss()
         log("checking balances against the pure core, rebuilding ...")
         result.update(asyncio.run(check_and_rebuild(stack, prog)))
+        if "whatif" not in skip:
+            from bench import whatif  # spawned fold workers need not import it
+
+            log("what-if: every partner, all history, the usage rate raised ...")
+            result.update(asyncio.run(whatif.measure(stack.dsn)))
         if "load" not in skip:
             log(f"read latency: 50 clients for {load_s:.0f}s ...")
             profilers.start("load", ("gateway",))
@@ -507,6 +513,7 @@ TARGETS = [  # key, target, higher is better
     ("http_intake_events_per_s", 5_000, True), ("rebuild_events_per_s", 50_000, True),
     ("statement_p99_ms", 50, False), ("late_ratio_to_in_order", 0.7, True),
     ("refold_p99_ms", 50, False), ("pipeline_to_floor", 1.15, False),
+    ("whatif_seconds", 10, False),
 ]
 
 
@@ -541,6 +548,7 @@ def table(r: dict[str, Any]) -> str:
         ("3 ratio", "e2e Kafka / plan engine on one core (same run)", "e2e_ratio_to_engine"),
         ("3 ratio", "pipeline CPU ÷ the floor (same run)", "pipeline_to_floor"),
         ("4 rebuild", "journal replay (events/s)", "rebuild_events_per_s"),
+        ("4 what-if", "what-if, every partner, all history (s)", "whatif_seconds"),
         ("5 read", "statements p50 / p95 / p99 (ms)", "statement_p99_ms"),
         ("5 read", "balances p50 / p95 / p99 (ms)", "balance_p99_ms"),
         ("5 read", "payables p50 / p95 / p99 (ms)", "payable_p99_ms"),
@@ -598,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                     ("1", "true", "yes"),
                     help="sample the services with py-spy (pip install -e '.[bench]')")
     ap.add_argument("--skip", default="",
-                    help="comma-separated phases to leave out: raw,load,engine,late,refold")
+                    help="comma-separated phases to leave out: raw,load,engine,late,refold,whatif")
     ap.add_argument("--accruals", type=int, default=int(os.environ.get("ACCRUALS") or 2),
                     help="accrual processes in the consumer group (deploy/k8s runs 2)")
     ap.add_argument("--ledgers", type=int, default=int(os.environ.get("LEDGERS") or 1),

@@ -46,7 +46,7 @@ def sweep(size: str, budget: float | None, seed: int = 42) -> list[dict[str, Any
         partitions = max(4, 2 * max(ledgers, accruals))
         log(f"point: {ledgers} ledgers, {accruals} accruals, {partitions} partitions")
         r = run(quick=size == "quick", seed=seed, keep_db=False,
-                skip=frozenset({"raw", "load", "engine", "late", "refold"}),
+                skip=frozenset({"raw", "load", "engine", "late", "refold", "whatif"}),
                 accruals=accruals, ledgers=ledgers, partitions=partitions, size=size)
         name = f"L{ledgers}-A{accruals}-P{partitions}.json"
         (out_dir / name).write_text(json.dumps(r, indent=1, default=str) + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -169,6 +170,92 @@ def _with_conn(work):
             await engine.dispose()
 
     return asyncio.run(main())
+
+
+@app.command()
+def whatif(
+    candidate: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                     help="The candidate plan version, YAML or JSON"),
+    from_: str = typer.Option(None, "--from", help="First day, YYYY-MM-DD (default: all history)"),
+    to: str = typer.Option(None, "--to", help="Last day, included (default: all history)"),
+    partners: str = typer.Option(None, "--partners", help="Comma-separated partner ids"),
+    type_: str = typer.Option(None, "--type", help="Every partner of this type"),
+    workers: int = typer.Option(0, help="Processes for the fold (0: one per core, at most 4)"),
+) -> None:
+    """Replay the recorded facts under a candidate plan; actual against candidate. Writes
+    only to the simulation tables (never postings, balances or payouts)."""
+    import secrets
+    from datetime import date
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from trailpay.adapters import simulation_store
+    from trailpay.adapters.db import create_engine
+    from trailpay.adapters.plan_documents import read_plan_document
+    from trailpay.core.plans import PlanError, parse_plan
+    from trailpay.core.whatif import summary
+
+    settings = _settings()
+    try:
+        doc = read_plan_document(candidate.read_bytes(), "yaml" if candidate.suffix.lower()
+                                 in (".yaml", ".yml") else "json")
+        plan = parse_plan(doc)
+        start, end = simulation_store.period(date.fromisoformat(from_) if from_ else None,
+                                             date.fromisoformat(to) if to else None)
+    except PlanError as exc:
+        typer.echo(f"{candidate}: {exc.path}: {exc.why}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        typer.echo(f"--from/--to: {exc}", err=True)
+        raise typer.Exit(2) from None
+    names = [p.strip() for p in partners.split(",") if p.strip()] if partners else None
+    console = Console()
+
+    async def main():
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as conn:
+                types = await simulation_store.chosen_partners(conn, names, type_, plan.plan_id)
+                sim_id = f"sim-{secrets.token_hex(8)}"
+                await simulation_store.create(conn, sim_id, "whatif", {
+                    "candidate": doc, "from": from_, "to": to, "partners": sorted(types),
+                    "type": type_, "via": "cli"})
+            with Progress("[progress.description]{task.description}", BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                          transient=True) as bar:
+                task = bar.add_task(f"replaying {len(types)} partners", total=None)
+                outcome = await simulation_store.execute(
+                    engine, settings.asyncpg_dsn, sim_id, {p: plan for p in types}, types,
+                    start, end, workers or max(1, min(os.cpu_count() or 1, 4)),
+                    total=lambda n: bar.update(task, total=n),
+                    progress=lambda k: bar.advance(task, k))
+            return sim_id, outcome
+        finally:
+            await engine.dispose()
+
+    try:
+        sim_id, outcome = asyncio.run(main())
+    except PlanError as exc:
+        typer.echo(f"{exc.path}: {exc.why}", err=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"what-if {sim_id}: {plan.plan_id} v{plan.version}, "
+                        f"{outcome.entries:,} entries in {outcome.seconds:.2f}s")
+    for col in ("level", "key", "cur", "cost actual", "cost candidate", "difference",
+                "revenue", "share actual", "share candidate"):
+        table.add_column(col, justify="right" if col not in ("level", "key") else "left")
+    items = summary(outcome.rows)
+    shown = [i for i in items if i["level"] != "partner"] + (
+        [i for i in items if i["level"] == "partner"] if len(items) <= 60 else [])
+    for i in shown:
+        cost, revenue = i["figures"]["cost"], i["figures"].get("revenue", {}).get("actual", "")
+        table.add_row(i["level"], i["key"], i["currency"], f"{cost['actual']}",
+                      f"{cost['candidate']}", f"{cost['difference']}", f"{revenue}",
+                      f"{i['cost_share']['actual'] or ''}", f"{i['cost_share']['candidate'] or ''}")
+    console.print(table)
+    typer.echo(f"{outcome.applied:,} applied, {outcome.refused:,} refused; every figure: "
+               f"GET /v1/simulations/{sim_id} (JSON, or CSV with Accept: text/csv)")
 
 
 @plans.command("publish")

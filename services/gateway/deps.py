@@ -152,3 +152,11 @@ PayoutsWriter = Annotated[Principal, Depends(require_unbound("payouts:write", "c
 DisputeOpener = Annotated[Principal, Depends(dispute_opener)]
 DisputeResolver = Annotated[Principal, Depends(require_unbound("partners:write",
                                                                "resolve disputes"))]
+# What-if simulations and pilots are partner-ops work on plans: plans:write (or admin),
+# never a partner-bound key.
+SimulationsWriter = Annotated[Principal, Depends(require_unbound("plans:write",
+                                                                 "run simulations"))]
+SimulationsReader = Annotated[Principal, Depends(require_unbound("plans:write",
+                                                                 "read simulations"))]
+PilotsWriter = Annotated[Principal, Depends(require_unbound("plans:write", "run pilots"))]
+PilotsReader = Annotated[Principal, Depends(require_unbound("plans:write", "read pilots"))]

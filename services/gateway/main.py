@@ -23,7 +23,8 @@ from services.gateway.problems import AnswerFailures, install_problem_handlers, 
 from services.gateway.reads import Reads
 from services.gateway.render import JSONBody
 from services.gateway.routes import (
-    disputes, events, partners, payables, payout_runs, payouts, plans, statements,
+    disputes, events, partners, payables, payout_runs, payouts, pilots, plans, simulations,
+    statements,
 )
 from trailpay import metrics
 from trailpay.adapters import api_keys, kafka
@@ -69,9 +70,13 @@ def create_app(settings: Settings) -> FastAPI:
         await kafka.ensure_topics(settings)
         app.state.producer = kafka.producer(settings)
         await app.state.producer.start()
+        app.state.jobs = set()  # simulations running in this process (routes/simulations.py)
         try:
             yield
         finally:
+            for job in list(app.state.jobs):
+                job.cancel()
+            await asyncio.gather(*app.state.jobs, return_exceptions=True)
             await app.state.producer.stop()
             await app.state.reads.close()
             await app.state.engine.dispose()
@@ -83,7 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     openapi.install(app)
     for module in (events, plans, partners, statements, payout_runs, payables, payouts,
-                   disputes):
+                   disputes, simulations, pilots):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -144,6 +144,19 @@ def cases(w: dict[str, str]) -> list[Case]:
              one({STATEMENTS}), 200, 404),
         Case("POST", "/v1/disputes/{dispute_id}/resolution", "/v1/disputes/dsp-nobody/resolution",
              one({PARTNERS}), 404, 403, body={"outcome": "rejected"}),
+        # --- what-if simulations: partner ops (plans:write), never a partner-bound key ------
+        Case("POST", "/v1/simulations", "/v1/simulations", one({PLANS}), 422, 403,
+             body={"candidate": {"plan_id": "x"}}),
+        Case("GET", "/v1/simulations/{simulation_id}", "/v1/simulations/sim-nobody",
+             one({PLANS}), 404, 403),
+        # --- pilots: partner ops (plans:write), never a partner-bound key ------------------
+        Case("PUT", "/v1/pilots/{pilot_id}", "/v1/pilots/pilot-nobody", one({PLANS}), 422, 403,
+             body={"control_plan": "x"}),
+        Case("GET", "/v1/pilots/{pilot_id}", "/v1/pilots/pilot-nobody", one({PLANS}), 404, 403),
+        Case("GET", "/v1/pilots/{pilot_id}/report", "/v1/pilots/pilot-nobody/report",
+             one({PLANS}), 404, 403),
+        Case("POST", "/v1/pilots/{pilot_id}/rollout", "/v1/pilots/pilot-nobody/rollout",
+             one({PLANS}), 404, 403, body={}),
         # --- open to all ------------------------------------------------------------------
         *(Case("GET", p, p, PUBLIC, 200, 200) for p in (
             "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc",

@@ -136,9 +136,10 @@ def rerate_events(plan: PlanVersion, partner_ids: Iterable[str]) -> list[tuple[s
 
 
 async def enroll_partner(conn: AsyncConnection, partner_id: str, type_: str, plan_id: str,
-                         overrides: Mapping[str, Any], payment: Mapping[str, Any] | None
-                         ) -> tuple[bool, int]:
+                         overrides: Mapping[str, Any], payment: Mapping[str, Any] | None,
+                         at: datetime | None = None) -> tuple[bool, int]:
     """Enrol or change a partner; (changed?, journal seq). Unchanged terms: no new command.
+    `at`: when the change takes effect (default now; a pilot's arms change at its dates).
 
     The partner's type must be one the plan's latest version has terms for, and every
     override must name a rule of that version and a field that may change (PlanError).
@@ -167,7 +168,7 @@ async def enroll_partner(conn: AsyncConnection, partner_id: str, type_: str, pla
     n = await pg.fetchval("SELECT count(*) FROM partner_enrollments WHERE partner_id = $1",
                           partner_id)
     seq = await journal_command(conn, command_record(
-        f"partner:{partner_id}:{n + 1}", "trailpay.partner.enrolled", partner_id, data))
+        f"partner:{partner_id}:{n + 1}", "trailpay.partner.enrolled", partner_id, data, at))
     ov = canonical(data["overrides"]).decode()
     pay = canonical(data["payment"]).decode() if payment else None
     await pg.execute(

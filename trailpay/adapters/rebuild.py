@@ -11,10 +11,8 @@ to the cent".
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -22,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trailpay.adapters.db import raw
 from trailpay.adapters.plan_store import load_books
-from trailpay.adapters.rebuild_worker import SHARD_SQL, FoldResult, fold, fold_shard
+from trailpay.adapters.rebuild_worker import (
+    SHARD_SQL, FoldResult, fold, fold_shard, in_processes,
+)
 from trailpay.core.plans import Books
 from trailpay.core.postings import BalanceKey, MonthKey
 
@@ -31,9 +31,8 @@ def fold_parallel(dsn: str, snapshot: str, books: Books, workers: int) -> FoldRe
     """Fold with partners split across processes by a hash of the partner id (states are
     per partner, so the results add up); each process reads its own shard in the same
     snapshot, so nothing is read twice or shipped between processes."""
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(fold_shard, [(dsn, snapshot, k, workers, books)
-                                            for k in range(workers)]))
+    parts = in_processes(fold_shard, [(dsn, snapshot, k, workers, books)
+                                      for k in range(workers)], workers)
     out = FoldResult()
     for part in parts:
         out.entries += part.entries

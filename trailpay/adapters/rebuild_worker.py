@@ -7,10 +7,10 @@ imports in trailpay.adapters.rebuild, 0.2 s here). `rebuild` is the parent's sid
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -19,6 +19,8 @@ from trailpay.core.journal import LedgerEntry
 from trailpay.core.plans import Books
 from trailpay.core.postings import BalanceKey, MonthKey, add_partner_legs
 from trailpay.core.timeline import Timeline
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -74,21 +76,25 @@ def arrivals(rows: Iterable[Row]) -> Iterator[list[LedgerEntry]]:
     yield from (group for _, group in open_.values())
 
 
+# A shard: the partners whose id hashes to `shard` of `shards` ($1 shards, $2 this one).
+IN_SHARD = "($1::int = 1 OR (hashtext(e.partner_id) & 2147483647) % $1 = $2)"
 SHARD_SQL = ("SELECT e.payload::text, a.arrival FROM ledger_entries e "
              "JOIN accrual_applied a ON a.entry_id = e.entry_id "
-             "WHERE ($1::int = 1 OR (hashtext(e.partner_id) & 2147483647) % $1 = $2) "
-             "ORDER BY a.applied_order")
+             f"WHERE {IN_SHARD} ORDER BY a.applied_order")
 
 
-async def _fetch_shard(dsn: str, snapshot: str, shard: int, shards: int) -> list[Row]:
-    """One shard's entries, read in the rebuild's own snapshot (pg_export_snapshot)."""
+async def fetch_shard(dsn: str, snapshot: str | None, sql: str, shard: int, shards: int,
+                      *params: Any) -> list[tuple[Any, ...]]:
+    """One shard's rows (sql takes $1 shards, $2 shard, then params), read in the parent's
+    snapshot (pg_export_snapshot) so that no process sees another moment."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            return [(r[0], r[1]) for r in await conn.fetch(SHARD_SQL, shards, shard)]
+            if snapshot:
+                await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            return [tuple(r) for r in await conn.fetch(sql, shards, shard, *params)]
     finally:
         await conn.close()
 
@@ -98,6 +104,19 @@ def fold_shard(args: tuple[str, str, int, int, Books]) -> FoldResult:
     import asyncio
 
     dsn, snapshot, shard, shards, books = args
-    return fold(asyncio.run(_fetch_shard(dsn, snapshot, shard, shards)), books)
+    return fold(asyncio.run(fetch_shard(dsn, snapshot, SHARD_SQL, shard, shards)), books)
 
 
+def in_processes(job: Callable[[Any], R], jobs: Iterable[Any], workers: int,
+                 done: Callable[[R], None] | None = None) -> list[R]:
+    """job(args) for each args, in `workers` spawned processes (partner shards fold
+    independently: their results add up); `done(result)` as each one finishes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(job, a) for a in jobs]
+        if done is not None:
+            for f in as_completed(futures):
+                done(f.result())
+        return [f.result() for f in futures]

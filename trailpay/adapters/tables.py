@@ -6,8 +6,8 @@ that the two stay in step, collations included.
 """
 
 from sqlalchemy import (
-    CHAR, BigInteger, Column, Date, DateTime, Integer, LargeBinary, MetaData, Numeric,
-    SmallInteger, Table, Text,
+    CHAR, BigInteger, Column, Date, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData,
+    Numeric, SmallInteger, Table, Text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
@@ -255,5 +255,45 @@ command_requests = Table(
     Column("event_id", Id, primary_key=True),
     Column("request_hash", Id, nullable=False),
     Column("event", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+simulations = Table(  # what-if and shadow runs (migration 0018): apart from live
+    "simulations", metadata,
+    Column("simulation_id", Id, primary_key=True),
+    Column("kind", Id, nullable=False),
+    Column("pilot_id", Id),
+    Column("request", JSONB, nullable=False),
+    Column("status", Id, nullable=False),
+    Column("entries_total", BigInteger),
+    Column("entries_done", BigInteger, nullable=False),
+    Column("applied", BigInteger),
+    Column("refused", BigInteger),
+    Column("error", Text),
+    Column("seconds", Float),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+simulation_results = Table(
+    "simulation_results", metadata,
+    Column("simulation_id", Id, ForeignKey("simulations.simulation_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("level", Id, primary_key=True),
+    Column("key", Id, primary_key=True),
+    Column("currency", Code3, primary_key=True),
+    Column("figure", Id, primary_key=True),
+    Column("actual", Numeric(20, 6), nullable=False),
+    Column("candidate", Numeric(20, 6), nullable=False),
+)
+
+pilots = Table(
+    "pilots", metadata,
+    Column("pilot_id", Id, primary_key=True),
+    Column("definition", JSONB, nullable=False),
+    Column("arms", JSONB, nullable=False),
+    Column("doc_hash", Id, nullable=False),
+    Column("journal_seq", BigInteger, nullable=False),
+    Column("rolled_out", JSONB),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     topic_events_dlq: str = "trailpay.events.dlq"
     topic_ledger: str = "trailpay.ledger"
     topic_payouts: str = "trailpay.payouts"
+    # plan.version_published (schemas/messages/): what partner communications follow.
+    topic_notifications: str = "trailpay.notifications"
     topic_partitions: int = Field(default=4, ge=1)
     group_ledger: str = "trailpay-ledger"
     group_accrual: str = "trailpay-accrual"

@@ -1,5 +1,6 @@
 """Accrual service: trailpay.ledger -> plan engine -> postings, balances, partner state,
-payouts; payout.requested -> trailpay.payouts (after commit); the payout scheduler.
+payouts; payout.requested -> trailpay.payouts (after commit); the payout scheduler; the
+outbox's plan.version_published -> trailpay.notifications.
 
 Composition root only: the batch handler, the outbox publisher and the scheduler are
 wired here.
@@ -40,6 +41,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         return handle, [
             outbox.run(engine, producer, outbox.MESSAGES, settings.topic_payouts,
                        settings.outbox_batch_max, wake, stop),
+            # plan.version_published rows, written by the gateway: polled, not woken.
+            outbox.run(engine, producer, outbox.MESSAGES, settings.topic_notifications,
+                       settings.outbox_batch_max, asyncio.Event(), stop),
             scheduler.run(engine, producer, settings.topic_events, stop),
         ]
 

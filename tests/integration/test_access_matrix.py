@@ -97,6 +97,18 @@ def cases(w: dict[str, str]) -> list[Case]:
              one({PLANS}), 422, 403, body={"plan_id": "other", "version": 1}),
         Case("GET", "/v1/plans/{plan_id}", f"/v1/plans/{w['plan_id']}", one({STATEMENTS}),
              200, 200),
+        # Explainer and change log: readable like the plan; a bound key sees its own type's
+        # terms (mine is a reseller) and another type's answers 404.
+        Case("GET", "/v1/plans/{plan_id}/versions/{version}/explainer",
+             f"/v1/plans/{w['plan_id']}/versions/1/explainer", one({STATEMENTS}), 200, 200),
+        Case("GET", "/v1/plans/{plan_id}/versions/{version}/explainer",
+             f"/v1/plans/{w['plan_id']}/versions/1/explainer?partner_type=integrator",
+             one({STATEMENTS}), 200, 404),
+        Case("GET", "/v1/plans/{plan_id}/changes", f"/v1/plans/{w['plan_id']}/changes",
+             one({STATEMENTS}), 200, 200),
+        Case("GET", "/v1/plans/{plan_id}/changes",
+             f"/v1/plans/{w['plan_id']}/changes?partner_type=integrator", one({STATEMENTS}),
+             200, 404),
         # --- partners ---------------------------------------------------------------------
         Case("PUT", "/v1/partners/{partner_id}", f"/v1/partners/{mine}", one({PARTNERS}),
              422, 403, body={"type": "reseller", "plan_id": "no-such-plan"}),

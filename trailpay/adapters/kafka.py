@@ -28,7 +28,7 @@ Producer = AIOKafkaProducer  # what services hold and hand back here, without im
 
 def all_topics(settings: Settings) -> list[str]:
     return [settings.topic_events, settings.topic_events_dlq, settings.topic_ledger,
-            settings.topic_payouts]
+            settings.topic_payouts, settings.topic_notifications]
 
 
 async def ensure_topics(settings: Settings, attempts: int = 30) -> None:

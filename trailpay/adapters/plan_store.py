@@ -17,12 +17,13 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from trailpay.adapters import journal_store
+from trailpay.adapters import journal_store, outbox
 from trailpay.adapters.db import raw
 from trailpay.adapters.journal_store import JournalRecord
 from trailpay.adapters.commands import command_event
 from trailpay.core.facts import PlanRerated
 from trailpay.core.journal import body_hash
+from trailpay.core.plan_changes import diff
 from trailpay.core.plans import (
     Books, Enrolled, Enrollment, PlanError, PlanHistory, PlanVersion, check_overrides,
     parse_plan,
@@ -95,10 +96,12 @@ def _start(day: date) -> datetime:
 
 
 async def publish_plan(conn: AsyncConnection, doc: Mapping[str, Any],
-                       retroactive: bool = False) -> Published:
+                       retroactive: bool = False, notify_topic: str | None = None) -> Published:
     """Publish a plan version. Same document again: not created. A version that would
     re-rate recorded facts needs `retroactive` (else RetroactiveNeeded); then `rerated`
-    names the partners to fold again (rerate_events), also when it is published again."""
+    names the partners to fold again (rerate_events), also when it is published again.
+    With `notify_topic`, a new version queues plan.version_published in the outbox, in
+    the same transaction (sent by the accrual's publisher after commit)."""
     plan = parse_plan(doc)
     doc_hash = body_hash(canonical(doc))
     pg = await raw(conn)
@@ -117,11 +120,45 @@ async def publish_plan(conn: AsyncConnection, doc: Mapping[str, Any],
         raise RetroactiveNeeded(sum(rerated.values()), len(rerated))
     seq = await journal_command(conn, command_record(
         f"plan:{plan.plan_id}:{plan.version}", "trailpay.plan.published", plan.plan_id, doc))
+    facts = sum(rerated.values())
     await pg.execute(
         "INSERT INTO plan_versions (plan_id, version, effective_from, document, doc_hash, "
-        "journal_seq) VALUES ($1, $2, $3, $4::jsonb, $5, $6)",
-        plan.plan_id, plan.version, plan.effective_from, canonical(doc).decode(), doc_hash, seq)
+        "journal_seq, retroactive, rerated_facts) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)",
+        plan.plan_id, plan.version, plan.effective_from, canonical(doc).decode(), doc_hash, seq,
+        bool(rerated), facts)
+    if notify_topic is not None:
+        prev = await pg.fetchval(
+            "SELECT document::text FROM plan_versions WHERE plan_id = $1 AND version < $2 "
+            "ORDER BY version DESC LIMIT 1", plan.plan_id, plan.version)
+        at = await pg.fetchval("SELECT received_at FROM journal WHERE seq = $1", seq)
+        await outbox.write(conn, notify_topic, [(plan.plan_id, version_published(
+            plan, parse_plan(orjson.loads(prev)) if prev else None, at, rerated))])
     return Published(True, plan, rerated)
+
+
+def version_published(plan: PlanVersion, previous: PlanVersion | None, at: datetime,
+                      rerated: Mapping[str, int]) -> dict[str, Any]:
+    """plan.version_published (schemas/messages/plan.version_published.json): a CloudEvent
+    that partner communications follow; what changed is in words, from the core's diff."""
+    changes = diff(previous, plan) if previous is not None else []
+    base = f"/v1/plans/{plan.plan_id}"
+    return {
+        "specversion": "1.0", "id": f"plan:{plan.plan_id}:{plan.version}:published",
+        "source": COMMAND_SOURCE, "type": "plan.version_published", "time": at.isoformat(),
+        "datacontenttype": "application/json",
+        "data": {
+            "plan_id": plan.plan_id, "version": plan.version,
+            "effective_from": plan.effective_from.isoformat(), "currency": plan.currency,
+            "partner_types": list(plan.partner_types),
+            "previous_version": previous.version if previous is not None else None,
+            "retroactive": bool(rerated), "rerated_facts": sum(rerated.values()),
+            "rerated_partners": len(rerated),
+            "changes": [{"what": c.what, "rule_id": c.rule_id, "field": c.field,
+                         "before": c.before, "after": c.after, "sentence": c.sentence}
+                        for c in changes],
+            "explainer": f"{base}/versions/{plan.version}/explainer",
+            "changes_url": (f"{base}/changes?from={previous.version}&to={plan.version}"
+                            if previous is not None else None)}}
 
 
 def rerate_events(plan: PlanVersion, partner_ids: Iterable[str]) -> list[tuple[str, bytes]]:
@@ -218,15 +255,21 @@ class PlanVersionView:
     effective_from: date
     document: dict[str, Any]
     journal_seq: int
+    retroactive: bool = False  # publishing it re-rated facts already recorded
+    rerated_facts: int = 0
+    published_at: datetime | None = None
 
 
 async def plan_versions(conn: AsyncConnection, plan_id: str) -> list[PlanVersionView]:
     """A plan's published versions, oldest first (none: no such plan)."""
     pg = await raw(conn)
     rows = await pg.fetch(
-        "SELECT version, effective_from, document::text, journal_seq FROM plan_versions "
-        "WHERE plan_id = $1 ORDER BY version", plan_id)
-    return [PlanVersionView(r[0], r[1], orjson.loads(r[2]), r[3]) for r in rows]
+        "SELECT v.version, v.effective_from, v.document::text, v.journal_seq, v.retroactive, "
+        "v.rerated_facts, j.received_at FROM plan_versions v "
+        "LEFT JOIN journal j ON j.seq = v.journal_seq WHERE v.plan_id = $1 ORDER BY v.version",
+        plan_id)
+    return [PlanVersionView(r[0], r[1], orjson.loads(r[2]), r[3], r[4], r[5], r[6])
+            for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ that the two stay in step, collations included.
 """
 
 from sqlalchemy import (
-    CHAR, BigInteger, Column, Date, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData,
-    Numeric, SmallInteger, Table, Text,
+    CHAR, BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Integer, LargeBinary,
+    MetaData, Numeric, SmallInteger, Table, Text, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
@@ -67,6 +67,9 @@ plan_versions = Table(
     Column("document", JSONB, nullable=False),
     Column("doc_hash", Id, nullable=False),
     Column("journal_seq", BigInteger, nullable=False),
+    # Publishing it re-rated facts already recorded (migration 0019): the change log says so.
+    Column("retroactive", Boolean, nullable=False, server_default=text("false")),
+    Column("rerated_facts", Integer, nullable=False, server_default=text("0")),
 )
 
 partner_enrollments = Table(

@@ -33,6 +33,7 @@ from trailpay.core.facts import (
     SubscriptionRenewed, UsageReported,
 )
 from trailpay.core.journal import LedgerEntry, sort_key
+from trailpay.core.money import round_money
 
 ZERO = Decimal(0)
 ONBOARDING = frozenset({"onboarding_completed"})
@@ -256,16 +257,17 @@ def window_months(start: date, end: date) -> Decimal:
 
 def money_figures(m: PartnerMetrics, currency: str, start: date, end: date) -> dict[str, object]:
     """A group's money in one currency: revenue, cost, their ratio, payback, retention."""
-    revenue = {k: m.revenue.get(currency, {}).get(k, ZERO) for k in REVENUE_KINDS}
+    rnd = lambda v: round_money(v, currency)  # noqa: E731
+    revenue = {k: rnd(m.revenue.get(currency, {}).get(k, ZERO)) for k in REVENUE_KINDS}
     total = sum(revenue.values(), ZERO)
-    net = m.net_cost(currency)
+    net = rnd(m.net_cost(currency))
     per_month = total / window_months(start, end) if end > start else ZERO
     after_sale = revenue["expansion"] + revenue["renewal"] + revenue["usage"]
     return {
         "revenue": {**revenue, "total": total},
-        "cost": {"by_rule_kind": dict(sorted(m.cost.get(currency, {}).items())),
-                 "earned": m.earned(currency), "reversed": m.reversed.get(currency, ZERO),
-                 "net": net},
+        "cost": {"by_rule_kind": {k: rnd(v) for k, v in sorted(m.cost.get(currency, {}).items())},
+                 "earned": rnd(m.earned(currency)),
+                 "reversed": rnd(m.reversed.get(currency, ZERO)), "net": net},
         "cost_per_revenue": ratio(net, total),
         # months of the group's attributed revenue (at the window's monthly pace) that the
         # net commission cost equals

@@ -7,6 +7,7 @@ templates embed it as it is); every label passes through `escape`. Values are De
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
@@ -30,25 +31,28 @@ def _nice(top: float) -> float:
 
 def _label(v: float) -> str:
     if abs(v) >= 1_000_000:
-        return f"{v / 1_000_000:g}M"
+        return f"{v / 1_000_000:.3g}M"
     if abs(v) >= 1_000:
-        return f"{v / 1_000:g}k"
-    return f"{v:g}"
+        return f"{v / 1_000:.3g}k"
+    return f"{v:.3g}"
 
 
 def _frame(title: str, xs: Sequence[str], top: float, bottom: float = 0.0) -> list[str]:
+    """Axes, grid and labels; `bottom` (zero or below) is a whole number of grid steps."""
     plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {W} {H}" '
            f'width="{W}" height="{H}" role="img" aria-label="{escape(title)}">'
            f"<title>{escape(title)}</title>"
            f'<text x="{LEFT}" y="16" font-size="13" font-weight="600" fill="#1d2330">'
            f"{escape(title)}</text>"]
-    for i in range(5):
-        v = bottom + (top - bottom) * i / 4
-        y = TOP + plot_h - plot_h * i / 4
+    step = top / 4
+    v = bottom
+    while v <= top + step / 1000:
+        y = TOP + plot_h - plot_h * (v - bottom) / (top - bottom)
         out.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
                    f'stroke="#dde1e7"/><text x="{LEFT - 6}" y="{y + 4:.1f}" '
                    f'text-anchor="end" font-size="10" fill="#5d6675">{_label(v)}</text>')
+        v += step
     every = max(1, -(-len(xs) // 7))  # at most 7 labels: they must not overlap
     for i, x in enumerate(xs):
         if i % every == 0:
@@ -74,7 +78,9 @@ def stacked_bars(title: str, xs: Sequence[str],
     names = list(series)
     pos = [sum(float(max(series[n][i], 0)) for n in names) for i in range(len(xs))]
     neg = [sum(float(min(series[n][i], 0)) for n in names) for i in range(len(xs))]
-    top, bottom = _nice(max(pos, default=0)), -_nice(-min(neg, default=0)) if min(neg, default=0) < 0 else 0.0
+    top = _nice(max(pos, default=0))
+    low = min(neg, default=0.0)
+    bottom = -math.ceil(-low / (top / 4)) * (top / 4) if low < 0 else 0.0
     out = _frame(title, xs, top, bottom)
     plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
     scale = plot_h / (top - bottom)

@@ -162,10 +162,14 @@ async def partner_dashboard(conn: Connection, partner_id: str, today: date,
     moves = await programme_store.balance_months(conn, partner_id)
     currencies = sorted(set(earned) | {b["currency"] for b in balances["balances"]})
     sections = []
+    first_earned = min((m for kinds in earned.values() for by in kinds.values() for m in by),
+                       default=months[-1])
+    months = [m for m in months if m >= first_earned]  # from the first month with earnings
     for cur in currencies:
         kinds = earned.get(cur, {})
-        table = [{"month": m, "by_kind": {k: kinds[k].get(m, Decimal(0)) for k in sorted(kinds)},
-                  "total": sum((kinds[k].get(m, Decimal(0)) for k in kinds), Decimal(0))}
+        none = round_money(Decimal(0), cur)
+        table = [{"month": m, "by_kind": {k: kinds[k].get(m, none) for k in sorted(kinds)},
+                  "total": sum((kinds[k].get(m, none) for k in kinds), none)}
                  for m in months]
         ends = []
         for m in months:

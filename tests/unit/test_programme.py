@@ -241,3 +241,34 @@ def test_churn_makes_the_band():
 def test_add_months_keeps_the_day_or_the_last():
     assert add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
     assert add_months(date(2026, 11, 15), 14) == date(2028, 1, 15)
+
+
+def test_only_the_first_onboarding_counts_even_outside_the_window():
+    again = entries(*((day, f, share) for day, f, share in (
+        ("2026-01-10", deal("C1", "100000.00", start="2026-01-01"), "1"),
+        ("2026-02-20", fact("milestone.achieved", customer_id="C1",
+                            milestone="onboarding_completed"), "1"),
+        ("2026-05-01", fact("milestone.achieved", customer_id="C1",
+                            milestone="onboarding_completed"), "1"))))
+    rec = PartnerRecord("P1", "reseller", again)
+    assert partner_metrics(rec, date(2026, 4, 1), date(2026, 6, 1)).ttfv_days == []
+    assert partner_metrics(rec, date(2026, 1, 1), date(2026, 6, 1)).ttfv_days == [50]
+    by_month = groups([rec], date(2026, 1, 1), date(2026, 6, 1), ["month"])
+    assert [g.metrics.ttfv_days for g in by_month] == [[], [50], [], [], []]
+    assert [g.metrics.active for g in by_month] == [1, 1, 1, 1, 1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(range(len(SCRIPT))), unique=True),
+       st.integers(0, 14), st.integers(1, 14))
+def test_one_pass_over_months_equals_each_month_alone(picked, first, span):
+    rec = PartnerRecord("P1", "reseller", tuple(SCRIPT[i] for i in sorted(picked)), COSTS)
+    start = date(2025 + (first + 11) // 12, (first + 11) % 12 + 1, 1)
+    windows = [w for w in groups([rec], start, date(2027, 6, 1), ["month"])][:span]
+    for g in windows:
+        alone = partner_metrics(rec, g.start, g.end)
+        got = g.metrics
+        assert (got.revenue, got.cost, got.reversed, got.active, got.churned, got.renewals,
+                got.ttfv_days, got.scores) == (alone.revenue, alone.cost, alone.reversed,
+                                               alone.active, alone.churned, alone.renewals,
+                                               alone.ttfv_days, alone.scores)

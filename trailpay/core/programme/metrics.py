@@ -23,6 +23,7 @@ Definitions (docs/programme.md says why):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date
@@ -138,51 +139,70 @@ def _add(d: dict[str, dict[str, Decimal]], currency: str, kind: str, amount: Dec
 def partner_metrics(rec: PartnerRecord, start: date, end: date,
                     cohort: str | None = None) -> PartnerMetrics:
     """A partner's metrics over the days [start, end)."""
-    m = PartnerMetrics(rec.partner_id, rec.type, cohort or cohort_of(rec.entries))
-    inside = lambda d: start <= d < end  # noqa: E731
+    return partner_metrics_by_window(rec, [(start, end)], cohort)[0]
+
+
+def partner_metrics_by_window(rec: PartnerRecord, windows: Sequence[tuple[date, date]],
+                              cohort: str | None = None) -> list[PartnerMetrics]:
+    """A partner's metrics over each of these windows ([start, end) days, in order, not
+    overlapping), in one pass over its entries: months cost little more than a year."""
+    cohort = cohort or cohort_of(rec.entries)
+    ms = [PartnerMetrics(rec.partner_id, rec.type, cohort) for _ in windows]
+    starts = [w[0] for w in windows]
+
+    def at(day: date) -> PartnerMetrics | None:
+        i = bisect_right(starts, day) - 1
+        return ms[i] if i >= 0 and day < windows[i][1] else None
+
     opened: dict[str, date] = {}  # customer -> the day its open contract began
+    spans: list[tuple[str, date, date | None]] = []  # (customer, opened, churned or None)
     contract_start: dict[str, date] = {}  # customer -> its deal's start_date
-    active: set[str] = set()
     onboarded: set[str] = set()
     for e in sorted(rec.entries, key=sort_key):
         f, day, cid = e.fact, day_of(e), e.customer_id or ""
-        here = inside(day)
+        m = at(day)
         if isinstance(f, DealClosed):
             if cid not in opened and (f.kind == "new" or cid not in contract_start):
                 opened[cid] = day
                 contract_start[cid] = f.start_date
-            if here:
+            if m is not None:
                 kind = {"new": "acv", "expansion": "expansion"}.get(f.kind, "renewal")
                 _add(m.revenue, f.currency, kind, f.acv * e.share)
                 m.renewals += f.kind == "renewal"
         elif isinstance(f, SubscriptionChurned):
             since = opened.pop(cid, None)
-            if since is not None and since < end and day >= start:
-                active.add(cid)  # active until it churned, in the window
-                m.churned += here
-        elif here and isinstance(f, SubscriptionRenewed):
-            _add(m.revenue, f.currency, "renewal", f.arr * e.share)
-            m.renewals += 1
-        elif here and isinstance(f, SubscriptionExpanded):
-            _add(m.revenue, f.currency, "expansion", f.delta_arr * e.share)
-        elif here and isinstance(f, UsageReported):
-            _add(m.revenue, f.currency, "usage", f.revenue * e.share)
-        elif isinstance(f, MilestoneAchieved):
+            if since is not None:
+                spans.append((cid, since, day))  # active until it churned
+                if m is not None:
+                    m.churned += 1
+        elif isinstance(f, MilestoneAchieved):  # the first onboarding counts, in any window
             if f.milestone in ONBOARDING and cid not in onboarded and cid in contract_start:
                 onboarded.add(cid)
-                if here:
+                if m is not None:
                     m.ttfv_days.append((day - contract_start[cid]).days)
-            if here and f.score is not None:
+            if f.score is not None and m is not None:
                 m.scores.setdefault(f.milestone, []).append(f.score)
-    active.update(cid for cid, since in opened.items() if since < end)
-    m.active = len(active)
+        elif m is None:
+            continue
+        elif isinstance(f, SubscriptionRenewed):
+            _add(m.revenue, f.currency, "renewal", f.arr * e.share)
+            m.renewals += 1
+        elif isinstance(f, SubscriptionExpanded):
+            _add(m.revenue, f.currency, "expansion", f.delta_arr * e.share)
+        elif isinstance(f, UsageReported):
+            _add(m.revenue, f.currency, "usage", f.revenue * e.share)
+    spans.extend((cid, since, None) for cid, since in opened.items())
+    for (w_start, w_end), m in zip(windows, ms, strict=True):
+        m.active = len({cid for cid, since, until in spans
+                        if since < w_end and (until is None or until >= w_start)})
     for c in rec.costs:
-        if inside(c.day):
+        m = at(c.day)
+        if m is not None:
             if c.earned:
                 _add(m.cost, c.currency, c.rule_kind, c.earned)
             if c.reversed:
                 m.reversed[c.currency] = m.reversed.get(c.currency, ZERO) + c.reversed
-    return m
+    return ms
 
 
 # --- groups -----------------------------------------------------------------------------------
@@ -218,15 +238,14 @@ def groups(records: Sequence[PartnerRecord], start: date, end: date,
         if g not in GROUPINGS:
             raise ValueError(f"group_by: {g!r} is not one of {', '.join(GROUPINGS)}")
     windows = months_between(start, end) if "month" in group_by else [(start, end)]
-    cohorts = {r.partner_id: cohort_of(r.entries) for r in records}
     out: dict[tuple[str, ...], Group] = {}
-    for w_start, w_end in windows:
-        for r in records:
-            key = {"type": r.type, "cohort": cohorts[r.partner_id],
-                   "month": w_start.strftime("%Y-%m")}
+    for r in records:
+        cohort = cohort_of(r.entries)
+        for (w_start, w_end), pm in zip(windows, partner_metrics_by_window(r, windows, cohort),
+                                        strict=True):
+            key = {"type": r.type, "cohort": cohort, "month": w_start.strftime("%Y-%m")}
             chosen = {g: key[g] for g in group_by}
             k = tuple(chosen.values())
-            pm = partner_metrics(r, w_start, w_end, cohorts[r.partner_id])
             group = out.get(k)
             if group is None:
                 first = PartnerMetrics("", r.type if "type" in group_by else "",

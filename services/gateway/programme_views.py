@@ -125,7 +125,7 @@ def forecast_json(f: Forecast, churn: dict[str, Any]) -> dict[str, Any]:
              "components": m.components})
     q = Decimal("0.0001")
     return jsonable({
-        "partner_id": f.partner_id, "as_of": f.as_of, "months": len(months_of(f)),
+        "partner_id": f.partner_id, "as_of": f.as_of, "months": f.horizon,
         "churn_rate": churn,
         "currencies": by_currency,
         "renewals": [{"customer_id": p.customer_id, "date": p.on, "currency": p.currency,
@@ -142,10 +142,6 @@ def forecast_json(f: Forecast, churn: dict[str, Any]) -> dict[str, Any]:
                      "survival": h.survival.quantize(q)} for h in f.held],
         "not_projected": [{"what": w, "reason": r} for w, r in f.refused],
     })
-
-
-def months_of(f: Forecast) -> list[str]:
-    return sorted({m.month for m in f.months})
 
 
 # --- the partner's dashboard -----------------------------------------------------------------

@@ -8,7 +8,9 @@ Screenshots are kept as test artifacts in tests/artifacts/ (ignored by git).
 from __future__ import annotations
 
 import asyncio
+from csv import DictReader
 from decimal import Decimal
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -115,7 +117,11 @@ async def test_economics_by_type_by_hand(client, world):
                                                                "from": "2026-01-01", "to": AS_OF},
                            headers={"Accept": "text/csv"})
     assert csv.headers["content-type"].startswith("text/csv")
-    assert "reseller,2026Q1," not in csv.text and ",170000.00," in csv.text
+    rows = {r["type"]: r for r in DictReader(StringIO(csv.text))}
+    assert (rows["reseller"]["revenue_total"], rows["reseller"]["cost_net"],
+            rows["reseller"]["currency"], rows["reseller"]["cohort"]) == (
+        "170000.00", "22000.00", "USD", "")
+    assert rows["integrator"]["cost_per_revenue"] == "0.2000"  # 8,000 / 40,000
 
 
 async def test_bad_economics_queries_name_the_field(client):
@@ -136,6 +142,7 @@ async def test_the_forecast_puts_renewals_in_their_months(client, world):
     assert r.status_code == 200, r.text
     f = r.json()
     assert f["churn_rate"] == {"value": "0", "source": "assumed", "partner_type": "reseller"}
+    assert f["months"] == 12 and f["as_of"] == AS_OF
     # c1 started 2026-01-01 on a 12-month term: renewal on 2027-01-01, tenure year 2,
     # 5% of its ARR 120,000 (100,000 + the 20,000 expansion)
     assert [(x["date"], x["commission"]) for x in f["renewals"]] == [("2027-01-01", "6000.00")]

@@ -102,6 +102,7 @@ class Forecast:
     held: list[HeldDue]
     maturing: list[tuple[date, str, Decimal]]  # (day, currency, amount)
     refused: list[tuple[str, str]]  # (what was asked, the engine's reason)
+    horizon: int = 0  # calendar months, from as_of's
 
 
 def _entry(partner_id: str, name: str, on: date, customer_id: str, deal_id: str,
@@ -166,7 +167,7 @@ def forecast(state: PartnerState, books: Books, as_of: date, months: int,
     end = add_months(start, months)
     renewed = {(e.customer_id or "", e.fact.period_start) for e in entries
                if isinstance(e.fact, SubscriptionRenewed)}
-    out = Forecast(state.partner_id, as_of, churn_rate, [], [], [], [], [])
+    out = Forecast(state.partner_id, as_of, churn_rate, [], [], [], [], [], months)
     current = state
     for on, kind, e in _wanted(state, as_of, end, usage_rates(entries, as_of), renewed):
         terms, why = terms_of(books, e)

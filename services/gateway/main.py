@@ -23,8 +23,8 @@ from services.gateway.problems import AnswerFailures, install_problem_handlers, 
 from services.gateway.reads import Reads
 from services.gateway.render import JSONBody
 from services.gateway.routes import (
-    disputes, events, partners, payables, payout_runs, payouts, pilots, plans, simulations,
-    statements,
+    disputes, events, partner_views, partners, payables, payout_runs, payouts, pilots, plans,
+    programme, simulations, statements,
 )
 from trailpay import metrics
 from trailpay.adapters import api_keys, kafka
@@ -88,7 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     openapi.install(app)
     for module in (events, plans, partners, statements, payout_runs, payables, payouts,
-                   disputes, simulations, pilots):
+                   disputes, simulations, pilots, partner_views, programme):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)

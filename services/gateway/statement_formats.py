@@ -93,6 +93,9 @@ def _templates() -> Environment:
     return env
 
 
+templates = _templates  # the gateway's one jinja2 environment (the dashboards use it too)
+
+
 def _summary(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Per currency and bucket: opening, change in the month, closing (strings from the JSON)."""
     opening = {b["currency"]: b for b in doc["opening"]}

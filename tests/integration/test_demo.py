@@ -40,3 +40,25 @@ async def test_the_demo_statement_is_the_core_fold_of_its_events_in_time_order(
         assert {k: Decimal(v) for k, v in got.items() if k != "currency"} == \
                {k: want.get(k, Decimal(0)) for k in got if k != "currency"}, side
     assert any(ln["bucket"] == "clawed_back" for ln in statement["lines"])  # the churn
+
+
+async def test_the_demo_partner_dashboard_renders(stack, settings, client):
+    """The README's screenshot: P-ACME's dashboard on the demo data, as of 2026-04-30, kept
+    as tests/artifacts/partner-dashboard-demo.png (docs/img/partner-dashboard.png is a copy)."""
+    from tests.integration.test_programme_views import ARTIFACTS
+    from tests.integration.test_statement_html import chromium, run_chromium
+
+    binary = chromium()
+    await asyncio.to_thread(load_demo, stack, ADMIN_TOKEN, settings.asyncpg_dsn)
+    r = await client.get("/v1/partners/P-ACME/dashboard", params={"as_of": "2026-04-30"})
+    assert r.status_code == 200, r.text
+    balances = (await client.get("/v1/partners/P-ACME/balances",
+                                 params={"as_of": "2026-04-30"})).json()["balances"][0]
+    assert f'data-bucket="payable">{Decimal(balances["payable"]):,f}<' in r.text
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = ARTIFACTS / "partner-dashboard-demo.html"
+    page.write_text(r.text, encoding="utf-8")
+    shot = ARTIFACTS / "partner-dashboard-demo.png"
+    await asyncio.to_thread(run_chromium, binary, f"--screenshot={shot}",
+                            "--window-size=1200,1850", page.as_uri())
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

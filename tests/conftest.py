@@ -126,11 +126,13 @@ async def stack(settings: Settings, ops_ports: dict[str, int]) -> AsyncIterator[
     from services.devserver import wait_ready
 
     stop = asyncio.Event()
+    # Two lanes each (two transactions in flight on disjoint partitions), so that every
+    # integration test runs the consumers' concurrent path; CONSUMER_LANES=1 is the default.
     tasks = [
         asyncio.create_task(run_ledger(settings.model_copy(
-            update={"metrics_port": ops_ports["ledger"]}), stop)),
+            update={"metrics_port": ops_ports["ledger"], "consumer_lanes": 2}), stop)),
         asyncio.create_task(run_accrual(settings.model_copy(
-            update={"metrics_port": ops_ports["accrual"]}), stop)),
+            update={"metrics_port": ops_ports["accrual"], "consumer_lanes": 2}), stop)),
         asyncio.create_task(run_gateway(settings, stop)),
     ]
     url = f"http://127.0.0.1:{settings.gateway_port}"

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         description="Records per consumer batch at most; under load a batch fills up to it, so "
                     "the per-batch cost (locks, round trips, commit) is shared by more events.")
     consumer_poll_ms: int = Field(default=200, ge=1)
+    consumer_lanes: int = Field(
+        default=1, ge=1, le=64,
+        description="Consumers: transactions in flight at once, each on its own share of the "
+                    "assigned partitions (partition mod lanes): while one waits for its commit, "
+                    "another computes. 1 on a small machine; about the cores a process may "
+                    "use on a large one (bench: make bench-scale).")
     consumer_stall_failures: int = Field(
         default=5, ge=2,
         description="Consumers: consecutive failures of one batch or record after which "

@@ -57,7 +57,7 @@ async def test_shuffled_facts_on_four_partitions_and_two_accruals_make_the_sorte
 
     stop = asyncio.Event()
     second = asyncio.create_task(run_accrual(settings.model_copy(
-        update={"metrics_port": free_port()}), stop))
+        update={"metrics_port": free_port(), "consumer_lanes": 3}), stop))
     producer = kafka.producer(settings)
     await producer.start()
     try:

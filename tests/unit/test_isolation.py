@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trailpay.adapters.isolation import STRIKES, Isolation, Stall, describe, halves
+from trailpay.adapters.isolation import STRIKES, Isolation, Stall, Stalls, describe, halves
 
 
 class Bad(Exception):
@@ -230,3 +230,31 @@ def test_stall_counts_failures_of_one_piece_and_clears_on_progress():
                               "error": "Bad: y"}
     stall.progressed()
     assert not stall.stalled and stall.seconds() == 0 and stall.report() is None
+
+
+def test_lanes_stall_on_their_own_and_read_as_one():
+    """One lane's progress never clears another lane's stuck record; the service reads
+    stalled while any lane is, for as long as the longest."""
+    now = [0.0]
+    a, b = Stall(threshold=2, clock=lambda: now[0]), Stall(threshold=2, clock=lambda: now[0])
+    stalls = Stalls([a, b])
+    a.failed("t/0@1", Bad("x"))
+    now[0] = 4.0
+    a.failed("t/0@1", Bad("x"))
+    b.progressed()  # the other lane goes on
+    assert stalls.stalled and stalls.failures == 2 and stalls.seconds() == 4.0
+    assert stalls.report() == {"piece": "t/0@1", "failures": 2, "seconds": 4.0, "error": "Bad: x"}
+    a.progressed()
+    assert not stalls.stalled and stalls.report() is None
+
+
+def test_a_polled_batch_splits_by_partition_into_lanes_that_share_none():
+    from aiokafka import TopicPartition
+
+    from trailpay.adapters.consume import split
+
+    polled = {TopicPartition("t", p): [f"{p}:{n}" for n in range(3)] for p in range(5)}
+    shares = split(polled, 2)  # type: ignore[arg-type]
+    assert shares == [[f"{p}:{n}" for p in (0, 2, 4) for n in range(3)],
+                      [f"{p}:{n}" for p in (1, 3) for n in range(3)]]
+    assert split(polled, 1) == [[r for rs in polled.values() for r in rs]]  # type: ignore[arg-type]

@@ -15,10 +15,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from trailpay import metrics
-from trailpay.adapters.isolation import Isolation, Stall
+from trailpay.adapters.isolation import Isolation, Stall, Stalls
 from trailpay.adapters.kafka import record_lag
 
 log = logging.getLogger(__name__)
@@ -32,22 +32,39 @@ def record_key(r: ConsumerRecord) -> str:
     return f"{r.topic}/{r.partition}@{r.offset}"
 
 
-def isolation(service: str, handle: Handler, poison: Poison,
-              healthy: Callable[[], Awaitable[bool]], stall: Stall) -> Isolation[ConsumerRecord]:
-    """The isolation of a service's handler, with its poison records counted."""
+def lanes(service: str, handle: Handler, poison: Poison, healthy: Callable[[], Awaitable[bool]],
+          count: int, threshold: int) -> tuple[list[Isolation[ConsumerRecord]], Stalls]:
+    """`count` isolations of a service's handler, one per lane, each with its own stall
+    count, and the stalls read as one (metrics here; /readyz in the caller); poison
+    records counted."""
 
     async def counted_poison(record: ConsumerRecord, exc: BaseException) -> None:
         await poison(record, exc)
         metrics.POISON_RECORDS.labels(service).inc()
 
-    metrics.STALLED_SECONDS.labels(service).set_function(stall.seconds)
-    metrics.CONSECUTIVE_FAILURES.labels(service).set_function(lambda: stall.failures)
-    return Isolation(handle=handle, poison=counted_poison, healthy=healthy, key=record_key,
-                     stall=stall, name=service)
+    stalls = Stalls([Stall(threshold=threshold) for _ in range(count)])
+    metrics.STALLED_SECONDS.labels(service).set_function(stalls.seconds)
+    metrics.CONSECUTIVE_FAILURES.labels(service).set_function(lambda: stalls.failures)
+    return [Isolation(handle=handle, poison=counted_poison, healthy=healthy, key=record_key,
+                      stall=stall, name=service if count == 1 else f"{service}[{n}]")
+            for n, stall in enumerate(stalls.lanes)], stalls
 
 
-async def consume(c: AIOKafkaConsumer, name: str, isolated: Isolation[ConsumerRecord],
+def split(polled: dict[TopicPartition, list[ConsumerRecord]], count: int
+          ) -> list[list[ConsumerRecord]]:
+    """A polled batch by lane (partition mod lanes): lanes never share a partition, so
+    their transactions touch disjoint journal streams and disjoint partners (trailpay.events
+    is keyed by customer or partner, trailpay.ledger by partner)."""
+    out: list[list[ConsumerRecord]] = [[] for _ in range(count)]
+    for tp, records in polled.items():
+        out[tp.partition % count].extend(records)
+    return out
+
+
+async def consume(c: AIOKafkaConsumer, name: str, isolated: list[Isolation[ConsumerRecord]],
                   stop: asyncio.Event, poll_ms: int, max_records: int) -> None:
+    """Poll, hand each lane its share of the batch (in flight together: while one lane's
+    transaction commits, another computes), then commit the offsets once all are done."""
     while not stop.is_set():
         polled = await c.getmany(timeout_ms=poll_ms, max_records=max_records)
         records = [r for rs in polled.values() for r in rs]
@@ -55,7 +72,13 @@ async def consume(c: AIOKafkaConsumer, name: str, isolated: Isolation[ConsumerRe
             await record_lag(c, name)
             continue
         started = time.perf_counter()
-        if not await isolated.run(records, stop):
+        if len(isolated) == 1:
+            done = await isolated[0].run(records, stop)
+        else:
+            shares = [(lane, rs) for lane, rs in zip(isolated, split(polled, len(isolated)),
+                                                      strict=True) if rs]
+            done = all(await asyncio.gather(*(lane.run(rs, stop) for lane, rs in shares)))
+        if not done:
             return  # stopping mid-batch: the rest is redelivered to whoever consumes next
         metrics.BATCH_SIZE.labels(name).observe(len(records))
         metrics.BATCH_SECONDS.labels(name).observe(time.perf_counter() - started)

@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from trailpay.adapters import kafka
-from trailpay.adapters.consume import Handler, Poison, consume, isolation
+from trailpay.adapters.consume import Handler, Poison, consume, lanes
 from trailpay.adapters.db import create_engine, ping
-from trailpay.adapters.isolation import Stall
+from trailpay.adapters.isolation import Stalls
 from trailpay.adapters.ops_server import ops_app, ops_server
 from trailpay.adapters.supervise import until_stopped
 from trailpay.settings import Settings
@@ -56,7 +56,7 @@ async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name:
     engine = create_engine(settings)
     producer = kafka.producer(settings)
     started = asyncio.Event()
-    stall = Stall(threshold=settings.consumer_stall_failures)
+    stalls: Stalls | None = None  # the lanes' stalls, once they run
 
     async def healthy() -> bool:
         return await ping(engine) and await kafka.ping(producer, topic)
@@ -64,9 +64,12 @@ async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name:
     async def ready() -> dict[str, bool]:
         return {"database": await ping(engine),
                 "broker": started.is_set() and await kafka.ping(producer, topic),
-                "consuming": not stall.stalled}
+                "consuming": stalls is None or not stalls.stalled}
 
-    server = ops_server(ops_app(name, ready, stall.report), settings.gateway_host,
+    def stall_report() -> dict[str, Any] | None:
+        return None if stalls is None else stalls.report()
+
+    server = ops_server(ops_app(name, ready, stall_report), settings.gateway_host,
                         settings.metrics_port or default_port)
     serving = asyncio.create_task(server.serve())
     consumer = None
@@ -77,7 +80,8 @@ async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name:
         await consumer.start()
         started.set()
         handle, loops = wire(engine, producer)
-        isolated = isolation(name, handle, poison(engine, producer), healthy, stall)
+        isolated, stalls = lanes(name, handle, poison(engine, producer), healthy,
+                                 settings.consumer_lanes, settings.consumer_stall_failures)
         log.info("%s consuming %s as %s", name, topic, group)
         await until_stopped(stop, [
             consume(consumer, group, isolated, stop, settings.consumer_poll_ms,

@@ -93,6 +93,30 @@ class Stall:
                 "seconds": round(self.seconds(), 3), "error": self.error}
 
 
+@dataclass
+class Stalls:
+    """The stalls of a consumer's lanes read as one, for /readyz, the metrics and the alert:
+    stalled when any lane is, for as long as the longest (each lane counts its own pieces,
+    so one lane's progress never hides another's stuck record)."""
+
+    lanes: list[Stall]
+
+    @property
+    def stalled(self) -> bool:
+        return any(s.stalled for s in self.lanes)
+
+    @property
+    def failures(self) -> int:
+        return max(s.failures for s in self.lanes)
+
+    def seconds(self) -> float:
+        return max(s.seconds() for s in self.lanes)
+
+    def report(self) -> dict[str, Any] | None:
+        worst = max(self.lanes, key=lambda s: (s.stalled, s.seconds()))
+        return worst.report()
+
+
 async def pause(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep, or wake early when asked to stop; False when stopping."""
     if stop.is_set():

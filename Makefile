@@ -44,7 +44,7 @@ bench: $(STAMP)
 ## Events/s against ledger and accrual processes, sized to this machine's cores (SIZE=quick
 ## for a short sweep; BUDGET=seconds to stop starting points).
 bench-scale: $(STAMP)
-	$(PY) -m bench.scale $(if $(SIZE),--size $(SIZE),) $(if $(BUDGET),--budget $(BUDGET),)
+	$(PY) -m bench.scale $(if $(SIZE),--size $(SIZE),) $(if $(BUDGET),--budget $(BUDGET),) $(if $(LANES),--lanes $(LANES),)
 
 ## Plan-engine throughput on one core only (pure core, no I/O).
 bench-engine: $(STAMP)

@@ -40,6 +40,7 @@ def isolation(service: str, handle: Handler, poison: Poison,
         await poison(record, exc)
         metrics.POISON_RECORDS.labels(service).inc()
 
+    metrics.POISON_RECORDS.labels(service)  # exported at 0: increase() sees the first one
     metrics.STALLED_SECONDS.labels(service).set_function(stall.seconds)
     metrics.CONSECUTIVE_FAILURES.labels(service).set_function(lambda: stall.failures)
     return Isolation(handle=handle, poison=counted_poison, healthy=healthy, key=record_key,

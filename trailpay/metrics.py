@@ -28,6 +28,16 @@ PAYOUTS = Counter(
     "trailpay_payouts_total",
     "Payouts created (in_payout) and settled (paid, failed), by status and currency",
     ["status", "currency"])
+PAYOUT_RUNS = Counter(
+    "trailpay_payout_runs_requested_total",
+    "Payout runs requested, one per partner and as-of date (a payout.run_requested produced; "
+    "asking again is a journal duplicate but counts here), by origin: http or scheduler",
+    ["origin"])
+BALANCES = Gauge(
+    "trailpay_balances",
+    "Every partner's balances summed, by bucket and currency, in major units; read from the "
+    "balances projection every BALANCES_METRIC_SECONDS by the accrual service (each replica "
+    "reports the same sum: aggregate with max)", ["bucket", "currency"])
 DISPUTES = Counter("trailpay_disputes_total", "Disputes opened and resolved", ["event"])
 REFOLDS = Counter(
     "trailpay_refolds_total",

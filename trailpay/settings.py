@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         default=300_000, ge=0,
         description="Accrual: partners whose state is kept in memory between batches (each is "
                     "checked against the database's entries count before use; 0: read every batch).")
+    balances_metric_seconds: float = Field(
+        default=60.0, ge=0,
+        description="Accrual: how often the trailpay_balances gauge (balances summed by bucket "
+                    "and currency) is read from the database; 0 never reads it.")
     db_pool_size: int = Field(default=10, ge=1)
     api_key_cache_seconds: float = Field(
         default=5.0, ge=0,

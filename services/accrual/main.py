@@ -1,6 +1,6 @@
 """Accrual service: trailpay.ledger -> plan engine -> postings, balances, partner state,
 payouts; payout.requested -> trailpay.payouts (after commit); the payout scheduler; the
-outbox's plan.version_published -> trailpay.notifications.
+outbox's plan.version_published -> trailpay.notifications; the balances gauge.
 
 Composition root only: the batch handler, the outbox publisher and the scheduler are
 wired here.
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.accrual import scheduler
 from services.accrual.apply import handle_batch
-from trailpay.adapters import dead_letters, outbox
+from trailpay.adapters import balance_totals, dead_letters, outbox
 from trailpay.adapters.consumer_service import run_consumer_service
 from trailpay.adapters.plan_store import PlanCache
 from trailpay.adapters.state_store import StateStore
@@ -45,6 +45,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             outbox.run(engine, producer, outbox.MESSAGES, settings.topic_notifications,
                        settings.outbox_batch_max, asyncio.Event(), stop),
             scheduler.run(engine, producer, settings.topic_events, stop),
+            balance_totals.run(engine, settings.balances_metric_seconds, stop),
         ]
 
     await run_consumer_service(settings, stop, name="accrual", topic=settings.topic_ledger,

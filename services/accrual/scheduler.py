@@ -28,7 +28,7 @@ async def schedule_once(engine: Engine, producer: Producer, topic: str,
     async with engine.connect() as conn:
         runs = await payout_runs.due(conn, today)
     if runs:
-        await payout_runs.request(producer, topic, runs)
+        await payout_runs.request(producer, topic, runs, "scheduler")
         log.info("requested %d payout runs (as of %s)", len(runs),
                  ", ".join(sorted({d.isoformat() for _, d in runs})))
     return runs

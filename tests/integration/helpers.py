@@ -101,16 +101,20 @@ async def balances(client, partner_id: str) -> dict[str, str]:
     return body["balances"][0] if body["balances"] else {}
 
 
-def service_process(service: str, settings, batch_max: int = 20) -> subprocess.Popen:
-    """`trailpay <service>` (ledger or accrual) in a process of its own, on these settings'
-    database, broker, topics and groups, so that a test can SIGKILL it."""
+def service_process(service: str, settings, batch_max: int = 20, *, port: int | None = None,
+                    extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`trailpay <service>` (ledger, accrual or gateway) in a process of its own, on these
+    settings' database, broker, topics and groups, so that a test can SIGKILL it (or read
+    its own /metrics). `port`: where it listens (METRICS_PORT, or GATEWAY_PORT)."""
     from trailpay.adapters.embedded import free_port
 
+    port = port or free_port()
     env = {**os.environ, "DATABASE_URL": settings.database_url,
            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "TOPIC_EVENTS": settings.topic_events, "TOPIC_LEDGER": settings.topic_ledger,
            "TOPIC_PARTITIONS": str(settings.topic_partitions),
            "GROUP_LEDGER": settings.group_ledger, "GROUP_ACCRUAL": settings.group_accrual,
-           "METRICS_PORT": str(free_port()), "CONSUMER_BATCH_MAX": str(batch_max),
-           "LOG_LEVEL": "WARNING"}
+           "METRICS_PORT": str(port), "GATEWAY_PORT": str(port),
+           "TRAILPAY_ADMIN_TOKEN": settings.trailpay_admin_token,
+           "CONSUMER_BATCH_MAX": str(batch_max), "LOG_LEVEL": "WARNING", **(extra_env or {})}
     return subprocess.Popen([sys.executable, "-m", "services.cli", service], env=env)

@@ -34,7 +34,7 @@ METRICS_PY = ROOT / "trailpay" / "metrics.py"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 TRAILPAY = ("ledger", "accrual", "gateway")
-ALL_SERVICES = ("kafka", "postgres", "migrate", *TRAILPAY, "prometheus")
+ALL_SERVICES = ("kafka", "postgres", "migrate", *TRAILPAY, "prometheus", "grafana")
 ONE_SHOT = ("migrate",)
 # The port each trailpay service's /metrics and /healthz listen on, by variable.
 PORT_VARIABLE = {"ledger": "METRICS_PORT", "accrual": "METRICS_PORT", "gateway": "GATEWAY_PORT"}

@@ -401,8 +401,8 @@ async def test_the_scheduler_requests_the_runs_a_monthly_cadence_makes_due(clien
                                 enable_idempotence=False)
     await producer.start()
     try:
-        await payout_runs.request(producer, settings.topic_events, runs)
-        await payout_runs.request(producer, settings.topic_events, runs)
+        await payout_runs.request(producer, settings.topic_events, runs, "scheduler")
+        await payout_runs.request(producer, settings.topic_events, runs, "http")
     finally:
         await producer.stop()
     await settle(client, p1, {"USD": expect(in_payout="150.00")})

@@ -43,6 +43,7 @@ def lanes(service: str, handle: Handler, poison: Poison, healthy: Callable[[], A
         metrics.POISON_RECORDS.labels(service).inc()
 
     stalls = Stalls([Stall(threshold=threshold) for _ in range(count)])
+    metrics.POISON_RECORDS.labels(service)  # exported at 0: increase() sees the first one
     metrics.STALLED_SECONDS.labels(service).set_function(stalls.seconds)
     metrics.CONSECUTIVE_FAILURES.labels(service).set_function(lambda: stalls.failures)
     return [Isolation(handle=handle, poison=counted_poison, healthy=healthy, key=record_key,

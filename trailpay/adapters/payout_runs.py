@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from trailpay import metrics
 from trailpay.adapters.commands import command_event, send
 from trailpay.adapters.db import raw
 from trailpay.core.facts import PayoutRunRequested
@@ -32,10 +33,12 @@ def run_event(partner_id: str, as_of: date) -> bytes:
                                            "as_of": as_of.isoformat()})
 
 
-async def request(producer: AIOKafkaProducer, topic: str,
-                  runs: Sequence[tuple[str, date]]) -> list[str]:
-    """Produce the run events for (partner_id, as_of) pairs; returns their event ids."""
+async def request(producer: AIOKafkaProducer, topic: str, runs: Sequence[tuple[str, date]],
+                  origin: str) -> list[str]:
+    """Produce the run events for (partner_id, as_of) pairs; returns their event ids.
+    `origin` (http, scheduler) labels trailpay_payout_runs_requested_total."""
     await send(producer, topic, [(p, run_event(p, as_of)) for p, as_of in runs])
+    metrics.PAYOUT_RUNS.labels(origin).inc(len(runs))
     return [run_event_id(as_of, p) for p, as_of in runs]
 
 

@@ -37,7 +37,8 @@ async def post_payout_run(body: PayoutRunIn, _: PayoutRunner, conn: ConnDep,
         unknown = sorted(set(body.partner_ids) - set(partners))
         if unknown:
             raise HTTPException(422, f"body.partner_ids: not enrolled: {', '.join(unknown)}")
-    await payout_runs.request(producer, settings.topic_events, [(p, body.as_of) for p in partners])
+    await payout_runs.request(producer, settings.topic_events, [(p, body.as_of) for p in partners],
+                              "http")
     rid = run_id(body.as_of)
     response.headers["Location"] = f"/v1/payout-runs/{rid}"
     return {"run_id": rid, "as_of": body.as_of.isoformat(), "partners": len(partners)}

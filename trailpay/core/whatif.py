@@ -7,7 +7,9 @@ what that rule produced. Nothing here writes anywhere: the result is a `Tally` o
 which adapters store in the simulation tables, apart from postings and balances.
 
 Figures, per partner and currency (design §3 buckets; cost = what the commission expense
-account was charged, net of clawbacks; revenue = attributed revenue, core.revenue's):
+account was charged, the sum of the company legs; forfeits and clawbacks move only the
+partner's buckets, so they are not netted here, unlike the programme metrics' net cost;
+revenue = attributed revenue, core.revenue's):
   bucket movements of the postings dated in the period, cost per rule, revenue.
 """
 

@@ -146,3 +146,25 @@ def lines(title: str, xs: Sequence[str], series: Mapping[str, Sequence[Decimal |
     _legend(list(series), out, band=bool(band))
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def interval(title: str, low: Decimal, point: Decimal, high: Decimal,
+             width: int = 180, height: int = 20) -> Markup:
+    """A difference and its 95% interval on a line through zero, scaled to the row alone
+    (rows of a report have different units): the bar crossing zero says "no difference
+    is ruled out"."""
+    reach = max(abs(float(low)), abs(float(high)), abs(float(point))) * 1.1 or 1.0
+    pad = 6
+
+    def x(v: Decimal | float) -> float:
+        return pad + (width - 2 * pad) * (float(v) + reach) / (2 * reach)
+
+    mid, colour = height / 2, "#2a9d5b" if low > 0 or high < 0 else "#5d6675"
+    return Markup(
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="interval" viewBox="0 0 {width} '
+        f'{height}" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}: {point:f} [{low:f}, {high:f}]</title>"
+        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="2" y2="{height - 2}" stroke="#1d2330"/>'
+        f'<line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{mid}" y2="{mid}" '
+        f'stroke="{colour}" stroke-width="3"/>'
+        f'<circle cx="{x(point):.1f}" cy="{mid}" r="4" fill="{colour}"/></svg>')

@@ -180,6 +180,8 @@ def cases(w: dict[str, str]) -> list[Case]:
         Case("GET", "/v1/pilots/{pilot_id}", "/v1/pilots/pilot-nobody", one({PLANS}), 404, 403),
         Case("GET", "/v1/pilots/{pilot_id}/report", "/v1/pilots/pilot-nobody/report",
              one({PLANS}), 404, 403),
+        Case("GET", "/v1/pilots/{pilot_id}/report", "/v1/pilots/pilot-nobody/report",
+             one({PLANS}), 404, 403, headers={"Accept": "text/html"}),  # the report's page
         Case("POST", "/v1/pilots/{pilot_id}/rollout", "/v1/pilots/pilot-nobody/rollout",
              one({PLANS}), 404, 403, body={}),
         # --- open to all ------------------------------------------------------------------

@@ -123,6 +123,28 @@ async def test_each_arm_s_shadow_equals_a_what_if_of_the_other_plan(pilot):
         assert shadow == per, arm
 
 
+async def test_two_partners_an_arm_are_not_enough_data(pilot):
+    r = await pilot["ops"].get(f"/v1/pilots/{pilot['id']}/report")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    diffs = {d["metric"]: d for d in doc["differences"]}
+    assert set(diffs) == {"attributed_revenue_USD", "commission_cost_USD", "expansion_arr_USD",
+                          "cost_per_revenue_USD", "renewal_rate", "churn_rate",
+                          "time_to_first_value_days"}
+    for d in diffs.values():
+        assert d["ci95"] is None and d["note"].startswith("not enough data"), d
+    # each arm: 2 partners; 10,000 of revenue each in the period, cost at 25% against 20%
+    rev = diffs["attributed_revenue_USD"]
+    assert (rev["n_a"], rev["n_b"], rev["difference"]) == (2, 2, "0.0000")
+    cost = diffs["commission_cost_USD"]
+    assert (cost["a"], cost["b"], cost["difference"]) == ("2000.0000", "2500.0000", "500.0000")
+    # customers: the one before the pilot and the one in it, per partner: 4 an arm, none churned
+    churn = diffs["churn_rate"]
+    assert (churn["n_a"], churn["n_b"], churn["a"], churn["b"]) == (4, 4, "0.0000", "0.0000")
+    assert doc["arms"]["treatment"]["metrics"]["customers_active"] == 4
+    assert doc["arms"]["treatment"]["money"]["USD"]["cost"]["net"] == "5000.00"
+
+
 async def test_rollout_publishes_the_treatment_as_the_next_control_version(pilot):
     ops = pilot["ops"]
     r = await ops.post(f"/v1/pilots/{pilot['id']}/rollout", json={"effective_from": "2028-01-01"})

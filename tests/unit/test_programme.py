@@ -14,7 +14,8 @@ from trailpay.core.fold import fold
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.plans import Enrollment, PlanBook
 from trailpay.core.programme.compare import (
-    MIN_MEANS, compare, compare_means, compare_proportions, t_quantile, wilson,
+    MIN_MEANS, compare, compare_currencies, compare_means, compare_proportions, t_quantile,
+    wilson,
 )
 from trailpay.core.programme.forecast import add_months, forecast, survival
 from trailpay.core.programme.metrics import (
@@ -272,3 +273,14 @@ def test_one_pass_over_months_equals_each_month_alone(picked, first, span):
                 got.ttfv_days, got.scores) == (alone.revenue, alone.cost, alone.reversed,
                                                alone.active, alone.churned, alone.renewals,
                                                alone.ttfv_days, alone.scores)
+
+
+def test_compare_currencies_gives_each_currencys_money_and_the_rates_once():
+    a, b = _arm(6, "1000", 3), _arm(6, "2000", 0)
+    for m in (*a, *b):
+        m.revenue["EUR"] = {"acv": D("10")}
+    got = [d.metric for d in compare_currencies(a, b)]
+    assert got[:8] == ["attributed_revenue_EUR", "commission_cost_EUR", "expansion_arr_EUR",
+                       "cost_per_revenue_EUR", "attributed_revenue_USD", "commission_cost_USD",
+                       "expansion_arr_USD", "cost_per_revenue_USD"]
+    assert got.count("churn_rate") == 1 and got.count("renewal_rate") == 1

@@ -71,3 +71,27 @@ def test_tallies_of_disjoint_partners_merge():
         rules={("P2", "USD", "r"): Decimal(2)}, entries=2)
     a.merge(b)
     assert a.rules == {("P1", "USD", "r"): 1, ("P2", "USD", "r"): 2} and a.entries == 3
+
+
+def test_the_what_if_and_the_programme_metrics_count_the_same_revenue():
+    """One definition (core.revenue): a replay's revenue per partner and currency equals
+    the programme metrics' attributed revenue over the same days."""
+    from datetime import date
+
+    from trailpay.core.programme.metrics import PartnerRecord, partner_metrics
+
+    prog, entries, books = _programme()
+    start, end = datetime(2025, 7, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    tally = replay(entries, books, start, end)
+    by_partner: dict[str, list] = {}
+    for e in entries:
+        by_partner.setdefault(e.partner_id, []).append(e)
+    metrics: dict[tuple[str, str], Decimal] = {}
+    for p, es in by_partner.items():
+        m = partner_metrics(PartnerRecord(p, "reseller", tuple(es)), date(2025, 7, 1),
+                            date(2026, 1, 1))
+        for cur in m.revenue:
+            metrics[(p, cur)] = m.revenue_total(cur)
+    assert {k: v for k, v in tally.revenue.items() if v} == {k: v for k, v in metrics.items()
+                                                             if v}
+    assert len(metrics) > 10 and sum(metrics.values()) > 0

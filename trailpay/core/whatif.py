@@ -7,7 +7,9 @@ what that rule produced. Nothing here writes anywhere: the result is a `Tally` o
 which adapters store in the simulation tables, apart from postings and balances.
 
 Figures, per partner and currency (design §3 buckets; cost = what the commission expense
-account was charged, net of clawbacks; revenue = attributed revenue, share applied):
+account was charged, the sum of the company legs; forfeits and clawbacks move only the
+partner's buckets, so they are not netted here, unlike the programme metrics' net cost;
+revenue = attributed revenue, core.revenue's):
   bucket movements of the postings dated in the period, cost per rule, revenue.
 """
 
@@ -19,14 +21,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from trailpay.core.facts import (
-    DealClosed, SubscriptionExpanded, SubscriptionRenewed, UsageReported,
-)
 from trailpay.core.fold import Books, fold
 from trailpay.core.journal import LedgerEntry, sort_key
 from trailpay.core.money import round_money
 from trailpay.core.plans import Books as LiveBooks, PlanHistory, PlanVersion, enrollment_at
 from trailpay.core.postings import BUCKETS, COMPANY_ACCOUNT
+from trailpay.core.revenue import attributed_revenue
 from trailpay.core.state import new_state
 
 PlanRef = PlanVersion | PlanHistory  # a candidate version, or a whole published plan
@@ -77,21 +77,6 @@ class Swap:
     def __setstate__(self, s: tuple) -> None:
         self.books, self.plans, self.start, self.end = s
         self._fixed = {}
-
-
-def revenue_of(e: LedgerEntry) -> tuple[str, Decimal] | None:
-    """An entry's attributed revenue (currency, amount × the partner's share), if it has one:
-    deals (ACV), renewals (ARR), expansions (ΔARR) and usage."""
-    f = e.fact
-    if isinstance(f, DealClosed):
-        return f.currency, f.acv * e.share
-    if isinstance(f, SubscriptionRenewed):
-        return f.currency, f.arr * e.share
-    if isinstance(f, SubscriptionExpanded):
-        return f.currency, f.delta_arr * e.share
-    if isinstance(f, UsageReported):
-        return f.currency, f.revenue * e.share
-    return None
 
 
 @dataclass
@@ -149,10 +134,10 @@ def replay(entries: Iterable[LedgerEntry], books: Books, start: datetime, end: d
         out.add_groups(folded.groups, start, end)
         for e in es:
             if start <= e.time:
-                r = revenue_of(e)
+                r = attributed_revenue(e)
                 if r is not None:
                     k = (partner, r[0])
-                    out.revenue[k] = out.revenue.get(k, 0) + r[1]
+                    out.revenue[k] = out.revenue.get(k, 0) + r[2]
         if progress is not None and out.entries - told >= every:
             progress(out.entries - told)
             told = out.entries

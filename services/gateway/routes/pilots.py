@@ -1,5 +1,6 @@
 """Pilots (A/B): define one (journaled; the treatment arm really enrolled on its plan for the
-period), read it, its report (real against shadow per arm), and roll the treatment out."""
+period), read it, its report (real against shadow per arm, the arms' metrics and their
+differences; JSON or an HTML page), and roll the treatment out."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, model_validator
 
 from services.gateway.deps import (
     KEY, ConnDep, EngineDep, PilotsReader, PilotsWriter, SettingsDep,
 )
+from services.gateway import pilot_report
 from services.gateway.limits import KiB, body_limit
 from services.gateway.render import JSONBody
-from services.gateway.routes.simulations import jsonable, workers
+from services.gateway.routes.simulations import workers
+from services.gateway.routes.statements import HTML, JSON, negotiate
 from trailpay.adapters import pilot_store, plan_store
 from trailpay.core.pilots import CONTROL, TREATMENT
-from trailpay.core.whatif import cost_share
 
 router = APIRouter(prefix="/v1/pilots", tags=["pilots"])
 PilotId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
@@ -93,40 +96,17 @@ async def get_pilot(pilot_id: PilotId, _: PilotsReader, conn: ConnDep) -> Respon
 
 
 @router.get("/{pilot_id}/report", operation_id="getPilotReport",
-            summary="Per arm: partners, revenue, commission cost real and shadow")
+            summary="Per arm: revenue, cost real and shadow, renewal, churn, expansion, time "
+                    "to first value, scores; every difference with its 95% interval "
+                    "(JSON, or HTML with Accept: text/html)",
+            responses={200: {"content": {JSON: {}, HTML: {}}}})
 async def get_report(pilot_id: PilotId, _: PilotsReader, conn: ConnDep, engine: EngineDep,
-                     settings: SettingsDep) -> Response:
+                     settings: SettingsDep, request: Request) -> Response:
     pilot = await _pilot(conn, pilot_id)
-    outcome = await pilot_store.shadow(engine, settings.asyncpg_dsn, pilot, workers())
-    async with engine.connect() as fresh:  # the shadow was committed on its own connections
-        figures = await pilot_store.arm_figures(fresh, pilot)
-    arms: dict[str, Any] = {}
-    for a in (CONTROL, TREATMENT):
-        mine = [f for f in figures if f.arm == a]
-        per_cur: dict[str, dict[str, Decimal]] = {}
-        for f in mine:
-            c = per_cur.setdefault(f.currency, {"revenue": Decimal(0), "cost": Decimal(0),
-                                                "shadow_cost": Decimal(0)})
-            c["revenue"] += f.revenue
-            c["cost"] += f.cost
-            c["shadow_cost"] += f.shadow_cost
-        arms[a] = {
-            "plan": pilot.definition["treatment_plan" if a == TREATMENT else "control_plan"],
-            "shadow_plan": pilot.definition["control_plan" if a == TREATMENT
-                                            else "treatment_plan"],
-            "partners": sorted({f.partner_id for f in mine}),
-            "totals": [{"currency": cur, "attributed_revenue": v["revenue"],
-                        "cost_real": v["cost"], "cost_shadow": v["shadow_cost"],
-                        "cost_per_revenue_real": cost_share(v["cost"], v["revenue"]),
-                        "cost_per_revenue_shadow": cost_share(v["shadow_cost"], v["revenue"])}
-                       for cur, v in sorted(per_cur.items())],
-            "per_partner": [{"partner_id": f.partner_id, "currency": f.currency,
-                             "attributed_revenue": f.revenue, "cost_real": f.cost,
-                             "cost_shadow": f.shadow_cost} for f in mine]}
-    return JSONBody(jsonable({
-        "pilot_id": pilot_id, "starts": pilot.definition["starts"],
-        "ends": pilot.definition["ends"], "shadow_simulation": f"shadow-{pilot_id}",
-        "entries": outcome.entries, "arms": arms}))
+    doc = await pilot_report.report(engine, settings.asyncpg_dsn, pilot, workers())
+    if negotiate(request.headers.get("accept", "")) == HTML:
+        return HTMLResponse(pilot_report.report_html(doc, pilot), headers={"Vary": "Accept"})
+    return JSONBody(doc, headers={"Vary": "Accept"})
 
 
 class RolloutIn(BaseModel):

@@ -193,6 +193,21 @@ def compare(arm_a: Sequence[PartnerMetrics], arm_b: Sequence[PartnerMetrics],
     return out
 
 
+MONEY_METRICS = ("attributed_revenue", "commission_cost", "expansion_arr", "cost_per_revenue")
+
+
+def compare_currencies(arm_a: Sequence[PartnerMetrics], arm_b: Sequence[PartnerMetrics]
+                       ) -> list[Difference]:
+    """compare() with the money metrics of every currency the groups have (each currency
+    alone, never converted) and the currency-free metrics once."""
+    currencies = sorted({c for m in (*arm_a, *arm_b) for c in m.currencies()})
+    out = compare(arm_a, arm_b, currencies[0] if currencies else None)
+    money = len(MONEY_METRICS) if currencies else 0  # compare() puts them first
+    more = [d for cur in currencies[1:] for d in compare(arm_a, arm_b, cur)
+            if d.metric in {f"{name}_{cur}" for name in MONEY_METRICS}]
+    return out[:money] + more + out[money:]
+
+
 def difference_json(d: Difference, places: int = 4) -> dict[str, object]:
     """A difference as JSON: decimals as strings to `places` decimals."""
     q = Decimal(1).scaleb(-places)

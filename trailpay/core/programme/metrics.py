@@ -7,9 +7,10 @@ programme dashboard, the forecast's observed churn and a pilot's arms (`compare`
 read the same numbers, so no two views can count a renewal differently.
 
 Definitions (docs/programme.md says why):
-- attributed revenue is the partner's share of: ACV of new deals, expansion ARR
-  (`subscription.expanded`, expansion deals), renewal ARR (`subscription.renewed`,
-  renewal deals) and usage revenue, dated in the window;
+- attributed revenue is `core.revenue.attributed_revenue` (the what-if's too): the
+  partner's share of ACV of new deals, expansion ARR (`subscription.expanded`, expansion
+  deals), renewal ARR (`subscription.renewed`, renewal deals) and usage revenue, dated in
+  the window;
 - commission cost is what the company expensed (earn legs) by rule kind, less what
   went back (forfeited and clawed back): the net;
 - a customer is active in a window when one of its contracts with the partner (a new
@@ -30,15 +31,14 @@ from datetime import UTC, date
 from decimal import Decimal
 
 from trailpay.core.facts import (
-    DealClosed, MilestoneAchieved, SubscriptionChurned, SubscriptionExpanded,
-    SubscriptionRenewed, UsageReported,
+    DealClosed, MilestoneAchieved, SubscriptionChurned, SubscriptionRenewed,
 )
 from trailpay.core.journal import LedgerEntry, sort_key
 from trailpay.core.money import round_money
+from trailpay.core.revenue import REVENUE_KINDS, attributed_revenue
 
 ZERO = Decimal(0)
 ONBOARDING = frozenset({"onboarding_completed"})
-REVENUE_KINDS = ("acv", "expansion", "renewal", "usage")
 DAYS_PER_MONTH = Decimal("30.4375")  # 365.25 / 12
 
 
@@ -161,13 +161,15 @@ def partner_metrics_by_window(rec: PartnerRecord, windows: Sequence[tuple[date, 
     for e in sorted(rec.entries, key=sort_key):
         f, day, cid = e.fact, day_of(e), e.customer_id or ""
         m = at(day)
+        if m is not None:
+            r = attributed_revenue(e)
+            if r is not None:
+                _add(m.revenue, *r)
         if isinstance(f, DealClosed):
             if cid not in opened and (f.kind == "new" or cid not in contract_start):
                 opened[cid] = day
                 contract_start[cid] = f.start_date
             if m is not None:
-                kind = {"new": "acv", "expansion": "expansion"}.get(f.kind, "renewal")
-                _add(m.revenue, f.currency, kind, f.acv * e.share)
                 m.renewals += f.kind == "renewal"
         elif isinstance(f, SubscriptionChurned):
             since = opened.pop(cid, None)
@@ -182,15 +184,8 @@ def partner_metrics_by_window(rec: PartnerRecord, windows: Sequence[tuple[date, 
                     m.ttfv_days.append((day - contract_start[cid]).days)
             if f.score is not None and m is not None:
                 m.scores.setdefault(f.milestone, []).append(f.score)
-        elif m is None:
-            continue
-        elif isinstance(f, SubscriptionRenewed):
-            _add(m.revenue, f.currency, "renewal", f.arr * e.share)
+        elif isinstance(f, SubscriptionRenewed) and m is not None:
             m.renewals += 1
-        elif isinstance(f, SubscriptionExpanded):
-            _add(m.revenue, f.currency, "expansion", f.delta_arr * e.share)
-        elif isinstance(f, UsageReported):
-            _add(m.revenue, f.currency, "usage", f.revenue * e.share)
     spans.extend((cid, since, None) for cid, since in opened.items())
     for (w_start, w_end), m in zip(windows, ms, strict=True):
         m.active = len({cid for cid, since, until in spans

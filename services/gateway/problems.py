@@ -142,7 +142,9 @@ def _message(error: Mapping[str, Any]) -> str:
     pattern = (error.get("ctx") or {}).get("pattern")
     if error.get("type") == "string_pattern_mismatch" and pattern in PATTERN_SAYS:
         return PATTERN_SAYS[pattern]
-    return str(error.get("msg", ""))
+    if error.get("type") == "extra_forbidden":
+        return "is not an allowed field of this body"
+    return str(error.get("msg", "")).removeprefix("Value error, ")
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -26,7 +26,7 @@ from services.gateway.routes import (
     disputes, events, partners, payables, payout_runs, payouts, plans, statements,
 )
 from trailpay import metrics
-from trailpay.adapters import api_keys, kafka
+from trailpay.adapters import api_keys, intake, kafka
 from trailpay.adapters.db import create_engine, ping
 from trailpay.settings import Settings
 
@@ -69,9 +69,14 @@ def create_app(settings: Settings) -> FastAPI:
         await kafka.ensure_topics(settings)
         app.state.producer = kafka.producer(settings)
         await app.state.producer.start()
+        stopping = asyncio.Event()
+        sweeper = asyncio.create_task(intake.sweep(app.state.engine, app.state.producer,
+                                                   settings, stopping))
         try:
             yield
         finally:
+            stopping.set()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await app.state.producer.stop()
             await app.state.reads.close()
             await app.state.engine.dispose()

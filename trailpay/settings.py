@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="Records per consumer batch at most; under load a batch fills up to it, so "
                     "the per-batch cost (locks, round trips, commit) is shared by more events.")
     consumer_poll_ms: int = Field(default=200, ge=1)
+    consumer_session_timeout_ms: int = Field(
+        default=10_000, ge=1000,
+        description="Consumers: how long the group waits for a member that stopped "
+                    "heartbeating (a killed process) before giving its partitions to the "
+                    "others; heartbeats go every third of it.")
     consumer_stall_failures: int = Field(
         default=5, ge=2,
         description="Consumers: consecutive failures of one batch or record after which "

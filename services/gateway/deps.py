@@ -60,6 +60,33 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        found: set[str] = set()
+        stack = [getattr(route, "dependant", None)]
+        while stack:  # the route's parameters and its dependencies', all the way down
+            d = stack.pop()
+            if d is not None:
+                found.update(p.alias for p in d.query_params)
+                stack.extend(d.dependencies)
+        names = _QUERY_NAMES[id(route)] = frozenset(found)
+    return names
+
+
+async def known_query(request: Request) -> None:
+    """A query parameter the operation does not take is refused by name (422), as an
+    unknown body field is: `?curency=EUR` silently listed every currency."""
+    if not request.query_params:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(request.scope.get("route")))
+    if unknown:
+        raise HTTPException(422, f"query.{unknown[0]}: is not a parameter of this operation")
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: scopes, and the one partner a partner-bound key may see."""

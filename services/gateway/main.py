@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import hot_reads, openapi
+from services.gateway.deps import known_query
 from services.gateway.limits import BodyLimits
 from services.gateway.problems import AnswerFailures, install_problem_handlers, problem
 from services.gateway.reads import Reads
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
             await app.state.engine.dispose()
 
     app = FastAPI(title="trailpay", version="0.1.0", lifespan=lifespan,
+                  dependencies=[Depends(known_query)],
                   description="Event-sourced partner commissions: intake, plans, partners, "
                               "balances, statements, payout runs, payables, confirmations "
                               "and disputes.")

@@ -88,3 +88,11 @@ async def test_non_json_numbers_are_refused_wherever_numbers_enter(client, numbe
     ).encode(), headers={"Content-Type": "application/cloudevents+json"})
     assert r.status_code in (400, 422) and r.headers["content-type"].startswith(
         "application/problem+json"), r.text
+
+
+@pytest.mark.parametrize("path", ["/v1/payables?curency=EUR", "/v1/disputes?Z%3A=null",
+                                  "/v1/partners/P-1/balances?asof=2026-01-01"])
+async def test_an_unknown_query_parameter_is_refused_by_name(client, path):
+    """Found by schemathesis: `?curency=EUR` listed every currency's payables."""
+    problem = assert_problem(await client.get(path), 422)
+    assert problem["field"] in ("query.curency", "query.Z:", "query.asof"), problem

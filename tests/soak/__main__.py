@@ -19,7 +19,7 @@ def main() -> int:
     args = parser.parse_args()
     r = asyncio.run(run(args.duration, args.kills, args.rate, args.seed))
     print(report(r), flush=True)
-    bad = r["lost"] or r["doubled"] or r["server_errors_5xx"] or any(
+    bad = r["lost"] or r["doubled"] or r["short"] or r["server_errors_5xx"] or any(
         v != "passed" for v in r["checks"].values())
     return 1 if bad else 0
 

@@ -352,8 +352,10 @@ async def _settled(settings: Settings, tally: Tally, timeout: float) -> dict[str
         expected[tally.partner_of[eid]] += tally.accepted[eid]
     off = {p: (live.get(p, Decimal(0)), expected[p]) for p in PARTNERS
            if live.get(p, Decimal(0)) != expected[p]}
+    over = [p for p, (a, b) in off.items() if a > b]
     lost = sorted(set(ids) - journaled)
-    return {"lost": len(lost), "lost_ids": lost[:10], "doubled": doubled_entries + len(off),
+    return {"lost": len(lost), "lost_ids": lost[:10], "doubled": doubled_entries + len(over),
+            "short": len(off) - len(over),  # journaled, but not all applied
             "money_off": {p: f"live {a} expected {b}" for p, (a, b) in off.items()},
             "dead_letters": dead, "intake_left": intake, "unapplied": entries - applied}
 
@@ -416,7 +418,8 @@ def report(r: dict[str, Any]) -> str:
         f"  restarts          {', '.join(r['restarts']) or 'none'}",
         f"  events accepted   {r['accepted']}",
         f"  lost              {r['lost']}{' ' + str(r['lost_ids']) if r['lost'] else ''}",
-        f"  doubled           {r['doubled']}{' ' + str(r['money_off']) if r['money_off'] else ''}",
+        f"  doubled           {r['doubled']}",
+        f"  balances off      {len(r['money_off'])} partners{' ' + str(r['money_off']) if r['money_off'] else ''}",
         f"  5xx               {r['server_errors_5xx']} (and {r['unavailable_503_retry_after']} "
         "503 with Retry-After while PostgreSQL restarted)",
         f"  dead letters      {dead} (poison sent over Kafka: {r['poison_sent_kafka']})",

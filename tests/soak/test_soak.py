@@ -20,4 +20,4 @@ async def test_short_soak_loses_nothing_doubles_nothing_and_answers_no_5xx():
     assert r["checks"] == {"rebuild --check": "passed", "audit verify": "passed"}, report(r)
     # every kind of Kafka poison ended as a dead letter with its reason
     assert sum(r["dead_letters"].values()) >= r["poison_sent_kafka"] > 0, report(r)
-    assert r["intake_left"] == 0 and r["unapplied"] == 0, report(r)
+    assert r["intake_left"] == 0 and r["unapplied"] == 0 and r["short"] == 0, report(r)

@@ -3,6 +3,7 @@ through the intake table: a 202 means the events are in PostgreSQL (adapters/int
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request
 
 from services.gateway.deps import EngineDep, EventsWriter, Principal, ProducerDep, SettingsDep
@@ -11,7 +12,7 @@ from services.gateway.render import JSONBody
 from trailpay import metrics
 from trailpay.adapters import customers, intake
 from trailpay.adapters.cloudevents import (
-    BATCH, JSON, MAX_BATCH, STRUCTURED, Envelope, EventRejected, decode_http, encode_kafka,
+    BATCH, JSON, MAX_BATCH, SCHEMAS, STRUCTURED, Envelope, EventRejected, decode_http, encode_kafka,
 )
 from trailpay.adapters.db import Engine
 from trailpay.core.facts import (
@@ -76,8 +77,14 @@ async def confine(principal: Principal, envelopes: list[Envelope], batch: bool,
                                          "for its own customers only")
 
 
-_EVENT = {"type": "object", "description": "a CloudEvent: see schemas/cloudevent.json and "
-                                           "schemas/events/<type>.json"}
+def _envelope_schema() -> dict:
+    """schemas/cloudevent.json as the OpenAPI's event schema (an event's `data` is checked
+    against schemas/events/<type>.json, which its description names)."""
+    doc = orjson.loads((SCHEMAS / "cloudevent.json").read_bytes())
+    return {k: v for k, v in doc.items() if k not in ("$schema", "$id")}
+
+
+_EVENT = _envelope_schema()
 # At most MAX_BATCH events, answered 413 past that (not a maxItems: that would be a 422).
 _BATCH = {"type": "array", "items": _EVENT, "minItems": 1,
           "description": f"a batch of at most {MAX_BATCH} events (413 past that)"}

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev demo test test-unit lint bench bench-engine bench-refold bench-scale clean
+.PHONY: dev demo test test-unit lint soak bench bench-engine bench-refold bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check trailpay services tests
 	$(VENV)/bin/lint-imports
+
+## Load with poison while the ledger and accrual are SIGKILLed 100+ times and PostgreSQL and the
+## broker restart once each; prints kills, accepted, lost, doubled, 5xx, dead letters, max stall.
+## Bounded (SOAK_SECONDS, default 600) and stops itself; exit 1 if anything was lost or doubled.
+SOAK_SECONDS ?= 600
+SOAK_KILLS ?= 110
+soak: $(STAMP)
+	$(PY) -m tests.soak --duration $(SOAK_SECONDS) --kills $(SOAK_KILLS)
 
 ## End-to-end throughput and latency beside this machine's raw limits (QUICK=1: under two minutes;
 ## PROFILE=1: py-spy samples the services, flame stacks beside the results; LEDGERS=, ACCRUALS=,

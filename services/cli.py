@@ -148,11 +148,14 @@ def rebuild(check: bool = typer.Option(False, "--check",
                f"{r.refused} refused, {r.groups} posting groups, {len(r.balances)} balance rows) "
                f"in {r.seconds:.2f}s: {r.events_per_s:,.0f} events/s")
     if check:
-        if r.differences:
-            for key, rebuilt, live in r.differences:
-                typer.echo(f"DIFFERS {' '.join(map(str, key))}: rebuilt {rebuilt} live {live}")
+        for m in r.mismatches or []:
+            typer.echo(f"JOURNAL {m}")
+        for key, rebuilt, live in r.differences or []:
+            typer.echo(f"DIFFERS {' '.join(map(str, key))}: rebuilt {rebuilt} live {live}")
+        if r.mismatches or r.differences:
             raise typer.Exit(1)
-        typer.echo("balances and monthly sums equal the live projections to the cent")
+        typer.echo("every journal body gives the entries folded, and balances and monthly sums "
+                   "equal the live projections to the cent")
 
 
 def _with_conn(work):

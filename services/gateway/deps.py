@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 from trailpay.adapters import api_keys
 from trailpay.adapters.cloudevents import FREE_TEXT, PRINTABLE
@@ -26,6 +29,62 @@ TEXT = {"min_length": 1, "max_length": 2000, "pattern": FREE_TEXT}
 PartnerIdPath = Annotated[str, Path(**PARTNER_ID)]
 PartnerIdQuery = Annotated[str | None, Query(**PARTNER_ID)]
 KeyPath = Annotated[str, Path(**KEY)]
+
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def iso_day(value: Any) -> Any:
+    """A date as the API takes it: the string YYYY-MM-DD, in the years 1900 to 2200.
+    Pydantic's lax dates read numbers as Unix times (`{"as_of": 0.0}` made a payout run
+    for 1970-01-01) and take any year from 1 (0077-01-01 was accepted)."""
+    if isinstance(value, date):
+        return value  # a default, or Python calling: already a date
+    if not isinstance(value, str) or not _ISO_DAY.match(value):
+        raise ValueError(f"must be a date string YYYY-MM-DD, got {value!r:.40}")
+    if not FIRST_YEAR <= int(value[:4]) <= LAST_YEAR:
+        raise ValueError(f"must be a date in the years {FIRST_YEAR} to {LAST_YEAR}, "
+                         f"got {value!r}")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(iso_day), WithJsonSchema(
+    {"type": "string", "format": "date", "pattern": "^(19[0-9]{2}|2[01][0-9]{2}|2200)-",
+     "description": "YYYY-MM-DD, in the years 1900 to 2200"})]
+
+
+class RequestBody(BaseModel):
+    """A JSON request body: a field the route does not know is refused by name (422),
+    never silently dropped, as the event schemas' `additionalProperties: false` do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        found: set[str] = set()
+        stack = [getattr(route, "dependant", None)]
+        while stack:  # the route's parameters and its dependencies', all the way down
+            d = stack.pop()
+            if d is not None:
+                found.update(p.alias for p in d.query_params)
+                stack.extend(d.dependencies)
+        names = _QUERY_NAMES[id(route)] = frozenset(found)
+    return names
+
+
+async def known_query(request: Request) -> None:
+    """A query parameter the operation does not take is refused by name (422), as an
+    unknown body field is: `?curency=EUR` silently listed every currency."""
+    if not request.query_params:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(request.scope.get("route")))
+    if unknown:
+        raise HTTPException(422, f"query.{unknown[0]}: is not a parameter of this operation")
 
 
 @dataclass(frozen=True, slots=True)

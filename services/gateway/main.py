@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import hot_reads, openapi
+from services.gateway.deps import known_query
 from services.gateway.limits import BodyLimits
 from services.gateway.problems import AnswerFailures, install_problem_handlers, problem
 from services.gateway.reads import Reads
@@ -27,7 +28,7 @@ from services.gateway.routes import (
     programme, simulations, statements,
 )
 from trailpay import metrics
-from trailpay.adapters import api_keys, kafka
+from trailpay.adapters import api_keys, intake, kafka
 from trailpay.adapters.db import create_engine, ping
 from trailpay.settings import Settings
 
@@ -71,17 +72,22 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.producer = kafka.producer(settings)
         await app.state.producer.start()
         app.state.jobs = set()  # simulations running in this process (routes/simulations.py)
+        stopping = asyncio.Event()
+        sweeper = asyncio.create_task(intake.sweep(app.state.engine, app.state.producer,
+                                                   settings, stopping))
         try:
             yield
         finally:
+            stopping.set()
             for job in list(app.state.jobs):
                 job.cancel()
-            await asyncio.gather(*app.state.jobs, return_exceptions=True)
+            await asyncio.gather(sweeper, *app.state.jobs, return_exceptions=True)
             await app.state.producer.stop()
             await app.state.reads.close()
             await app.state.engine.dispose()
 
     app = FastAPI(title="trailpay", version="0.1.0", lifespan=lifespan,
+                  dependencies=[Depends(known_query)],
                   description="Event-sourced partner commissions: intake, plans, partners, "
                               "balances, statements, payout runs, payables, confirmations "
                               "and disputes.")

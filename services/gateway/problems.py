@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.render import JSONBody
 from trailpay.adapters.cloudevents import FREE_TEXT, PRINTABLE, EventRejected
+from trailpay.adapters.outage import outage
 from trailpay.core.facts import FactError
 from trailpay.core.money import MoneyError
 
@@ -125,12 +126,27 @@ class AnswerFailures:
 
         try:
             await self.app(scope, receive, tracked)
-        except Exception:
+        except Exception as exc:
             if started:
                 raise
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            await problem(500, None, "internal error; it has been logged",
-                          instance=scope["path"])(scope, receive, send)
+            await failure(scope.get("app"), scope["method"], scope["path"], exc)(
+                scope, receive, send)
+
+
+def failure(app: Any, method: str, path: str, exc: Exception) -> ProblemResponse:
+    """The answer to an unhandled failure: 503 with Retry-After while the database or the
+    broker is away (nothing was half-done: try again), else a 500, logged."""
+    away = outage(exc)
+    if away is not None:
+        settings = getattr(getattr(app, "state", None), "settings", None)
+        retry = str(getattr(settings, "retry_after_seconds", 5))
+        log.warning("%s %s: the %s is unavailable: %s: %s", method, path, away,
+                    type(exc).__name__, exc)
+        return problem(503, None, f"the {away} is unavailable; nothing was changed, retry "
+                                  f"in {retry} s", instance=path, type_="unavailable",
+                       headers={"Retry-After": retry})
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem(500, None, "internal error; it has been logged", instance=path)
 
 
 PATTERN_SAYS = {PRINTABLE: "must be printable: no control characters",
@@ -142,7 +158,9 @@ def _message(error: Mapping[str, Any]) -> str:
     pattern = (error.get("ctx") or {}).get("pattern")
     if error.get("type") == "string_pattern_mismatch" and pattern in PATTERN_SAYS:
         return PATTERN_SAYS[pattern]
-    return str(error.get("msg", ""))
+    if error.get("type") == "extra_forbidden":
+        return "is not an allowed field of this body"
+    return str(error.get("msg", "")).removeprefix("Value error, ")
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -181,9 +199,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                        type_="invalid-money")
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, None, "internal error; it has been logged",
-                       instance=request.url.path)
+        return failure(request.app, request.method, request.url.path, exc)
 
     app.add_exception_handler(EventRejected, event_rejected)
     app.add_exception_handler(StarletteHTTPException, http_error)

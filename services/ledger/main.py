@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ledger.ingest import handle_batch, make_inbound
-from trailpay.adapters import dead_letters, outbox
+from trailpay.adapters import dead_letters, ledger_entries, outbox
 from trailpay.adapters.consumer_service import run_consumer_service
 from trailpay.settings import Settings
 
@@ -32,8 +32,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             if report.dead:
                 await dead_letters.publish(producer, settings.topic_events_dlq, report.dead)
 
+        redelivery = ledger_entries.Redelivery(settings.redeliver_seconds)
         return handle, [outbox.run(engine, producer, outbox.LEDGER_ENTRIES, settings.topic_ledger,
-                                   settings.outbox_batch_max, wake, stop, handoff)]
+                                   settings.outbox_batch_max, wake, stop, handoff),
+                        redelivery.run(engine, producer, settings.topic_ledger,
+                                       settings.redeliver_sweep_seconds, stop)]
 
     await run_consumer_service(settings, stop, name="ledger", topic=settings.topic_events,
                                group=settings.group_ledger, default_port=9101, wire=wire,

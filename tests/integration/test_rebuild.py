@@ -76,3 +76,42 @@ async def test_rebuild_equals_live_in_one_process_and_in_two(client, engine, set
     finally:
         async with engine.begin() as conn:
             await (await raw(conn)).execute(bump, *key, Decimal("-0.01"))
+
+
+async def test_a_tampered_journal_body_fails_rebuild_check_by_name(client, engine, settings):
+    """rebuild --check derives the entries again from the journal's bodies: a body changed
+    by a superuser with the append-only trigger off fails it, naming the journal entry,
+    as `audit verify` does (issue 14: it replayed the stored entries and rebuilt equal)."""
+    _, (p1,) = await setup_programme(client, 1)
+    event = cloud_event("deal.closed", deal(uid("C"), [(p1, "1")], acv="50000.00"))
+    await post_events(client, [event])
+    await eventually(lambda: _caught_up(engine, [p1], 1))
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    async with engine.begin() as conn:
+        pg = await raw(conn)
+        seq, body = await pg.fetchrow("SELECT seq, body FROM journal WHERE event_id = $1",
+                                      event["id"])
+    tampered = body.replace('"acv":"50000.00"', '"acv":"90000.00"')
+    assert tampered != body
+    swap = ("ALTER TABLE journal DISABLE TRIGGER journal_append_only; "
+            "UPDATE journal SET body = {} WHERE seq = {}; "
+            "ALTER TABLE journal ENABLE TRIGGER journal_append_only")
+    async with engine.begin() as conn:
+        await (await raw(conn)).execute(swap.format("$$" + tampered + "$$", seq))
+    try:
+        check = cli("rebuild", "--check", "--workers", "1")
+        assert check.returncode == 1, check.stdout + check.stderr
+        named = [line for line in check.stdout.splitlines() if line.startswith("JOURNAL")]
+        assert named and f"journal seq {seq} " in named[0] and event["id"] in named[0], named
+        assert "acv" in named[0] or "data" in named[0], named
+        audit = cli("audit", "verify")
+        assert audit.returncode == 1 and "BROKEN" in audit.stdout, audit.stdout
+    finally:
+        async with engine.begin() as conn:
+            await (await raw(conn)).execute(swap.format("$$" + body + "$$", seq))
+    assert cli("rebuild", "--check", "--workers", "1").returncode == 0

@@ -19,6 +19,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from trailpay.adapters import intake
 from trailpay.adapters.db import raw
 from trailpay.adapters.kafka import send_all
 from trailpay.core.facts import COMMAND_SOURCE
@@ -59,5 +60,7 @@ async def request_once(conn: AsyncConnection, producer: AIOKafkaProducer, topic:
         if row[0] != digest:
             raise Contradiction(event_id)
         event = row[1].encode()
+    else:  # kept until journaled, like the HTTP intake's events (adapters/intake.py)
+        await intake.accept(conn, [(COMMAND_SOURCE, event_id, key.encode(), event)])
     await send(producer, topic, [(key, event)])
     return bool(inserted)

@@ -11,6 +11,7 @@ to do with a poison record (dead-letter it) through `poison`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -47,6 +48,21 @@ async def _close(log: logging.Logger, what: str, closing: Awaitable[Any]) -> Non
         log.warning("%s close was interrupted (broker gone?)", what)
     except Exception as exc:  # noqa: BLE001 - shutting down: report and go on
         log.warning("%s close failed: %s", what, exc)
+
+
+async def _keep_topics(settings: Settings, stop: asyncio.Event, log: logging.Logger,
+                       every: float = 5.0) -> None:
+    """Create trailpay's topics again if the broker lost them (memory storage restarted
+    empty): until they exist, consumers fetch nothing and producers wait for metadata."""
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set():
+            return
+        try:
+            await asyncio.wait_for(kafka.ensure_topics(settings, attempts=1), every)
+        except Exception as exc:  # noqa: BLE001 - broker away: try again next time
+            log.info("broker unavailable for the topic check: %s: %s", type(exc).__name__, exc)
 
 
 async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name: str, topic: str,
@@ -87,6 +103,7 @@ async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name:
             consume(consumer, group, isolated, stop, settings.consumer_poll_ms,
                     settings.consumer_batch_max),
             *loops,
+            _keep_topics(settings, stop, log),
             _join(serving),
         ], on_stop=lambda: setattr(server, "should_exit", True))
     finally:

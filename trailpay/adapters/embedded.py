@@ -83,16 +83,28 @@ class TansuBroker:
         self.port = self.port or free_port(self.host)
         url = f"tcp://{self.host}:{self.port}"
         log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT,
-            # Its own session: a Ctrl-C in the terminal reaches the supervisor and the
-            # services, which stop first; the broker is stopped after them.
-            start_new_session=True,
-        )
-        wait_for_port(self.host, self.port)
-        return self.bootstrap
+        deadline = time.monotonic() + 60
+        while True:
+            self._proc = subprocess.Popen(
+                [str(binary), "broker", "--listener-url", url, "--advertised-listener-url",
+                 url, "--storage-engine", "memory://tansu/"],
+                stdout=log, stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C in the terminal reaches the supervisor and the
+                # services, which stop first; the broker is stopped after them.
+                start_new_session=True,
+            )
+            try:
+                wait_for_port(self.host, self.port, timeout=10)
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+            if self._proc.poll() is None:
+                return self.bootstrap
+            # Restarted on the same port, it can find the port still held by connections
+            # of the one before ("Address in use") and exit: try again shortly.
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the broker exited with {self._proc.returncode}")
+            time.sleep(1.0)
 
     def stop(self) -> None:
         if self._proc is not None:

@@ -118,6 +118,8 @@ def consumer(settings: Settings, topic: str, group: str) -> AIOKafkaConsumer:
         max_poll_records=settings.consumer_batch_max,
         fetch_max_bytes=64 << 20,
         max_partition_fetch_bytes=16 << 20,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 3, 300),
     )
 
 

@@ -1,16 +1,27 @@
 """Ledger entries (`ledger_entries`): the ledger's attributed entries, its outbox to
-trailpay.ledger (`outbox.LEDGER_ENTRIES`), and whether the accrual has applied them."""
+trailpay.ledger (`outbox.LEDGER_ENTRIES`), whether the accrual has applied them, and
+publishing again the ones it has not applied long after (`Redelivery`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trailpay.adapters import outbox
 from trailpay.adapters.db import raw
+from trailpay.adapters.kafka import send_all
 from trailpay.adapters.fastjson import entry_json
 from trailpay.core.journal import LedgerEntry
+
+log = logging.getLogger(__name__)
 
 ENTRY_COLUMNS = ("id", "entry_id", "journal_seq", "partner_id", "topic", "payload")
 
@@ -52,3 +63,71 @@ async def settled(pg: Any, source: str, event_id: str) -> bool | None:
     entries are written in one transaction, so a journaled event's entries are all there
     to count."""
     return await pg.fetchval(SETTLED, source, event_id)
+
+
+# --- entries the broker forgot ----------------------------------------------------------------
+
+@dataclass
+class Redelivery:
+    """Entries published to trailpay.ledger but not applied by the accrual after
+    `redeliver` seconds are published again: a broker with memory storage that restarts
+    forgets them, and the outbox's cursor had moved past them for good. The accrual is
+    idempotent on entry ids, so an entry that was only slow is acknowledged twice,
+    harmlessly.
+
+    `watermark` is the id up to which every published entry is known to be applied, so
+    each pass reads only the entries after it (at most `window`); `first_seen` remembers
+    since when an entry has been seen unapplied, in this process's clock."""
+
+    redeliver: float
+    window: int = 50_000
+    clock: Callable[[], float] = time.monotonic
+    watermark: int | None = None  # None: found on the first pass
+    first_seen: dict[int, float] = field(default_factory=dict)
+
+    async def once(self, engine: AsyncEngine, producer: AIOKafkaProducer, topic: str) -> int:
+        """One pass; returns how many entries were published again."""
+        async with engine.connect() as conn:
+            pg = await raw(conn)
+            cursor = await pg.fetchval(
+                "SELECT last_id FROM outbox_cursors WHERE box = $1 AND topic = $2",
+                outbox.LEDGER_ENTRIES.table, topic) or 0
+            if self.watermark is None:  # once per process: one scan for the oldest waiting
+                self.watermark = await pg.fetchval(
+                    "SELECT coalesce(min(e.id) - 1, $1) FROM ledger_entries e WHERE e.id <= $1 "
+                    "AND e.topic = $2 AND NOT EXISTS (SELECT 1 FROM accrual_applied a "
+                    "WHERE a.entry_id = e.entry_id)", cursor, topic)
+            rows = await pg.fetch(
+                "SELECT e.id, e.partner_id, e.payload, a.entry_id IS NOT NULL "
+                "FROM ledger_entries e LEFT JOIN accrual_applied a ON a.entry_id = e.entry_id "
+                "WHERE e.id > $1 AND e.id <= $2 AND e.topic = $3 ORDER BY e.id LIMIT $4",
+                self.watermark, cursor, topic, self.window)
+        now = self.clock()
+        assert self.watermark is not None
+        waiting = [r for r in rows if not r[3]]
+        if not waiting:
+            self.watermark = rows[-1][0] if rows else self.watermark
+            self.first_seen.clear()
+            return 0
+        self.watermark = max(self.watermark, waiting[0][0] - 1)
+        self.first_seen = {r[0]: self.first_seen.get(r[0], now) for r in waiting}
+        due = [r for r in waiting if now - self.first_seen[r[0]] >= self.redeliver]
+        if due:
+            await send_all(producer, topic, [(r[1].encode(), r[2].encode()) for r in due])
+            for r in due:
+                self.first_seen[r[0]] = now
+            log.info("re-published %d entries not applied after %.0f s", len(due),
+                     self.redeliver)
+        return len(due)
+
+    async def run(self, engine: AsyncEngine, producer: AIOKafkaProducer, topic: str,
+                  every: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            if stop.is_set():
+                return
+            try:
+                await self.once(engine, producer, topic)
+            except Exception as exc:  # noqa: BLE001 - database or broker away: next time
+                log.warning("ledger entry redelivery failed: %s: %s", type(exc).__name__, exc)

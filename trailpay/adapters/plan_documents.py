@@ -22,6 +22,7 @@ import yaml
 from yaml.nodes import CollectionNode, MappingNode, Node, SequenceNode
 
 from trailpay.adapters import json_values
+from trailpay.adapters.cloudevents import YEARS
 from trailpay.core.plans import PlanError
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "plan.json"
@@ -76,6 +77,8 @@ def _explain(e: Any) -> tuple[str, str]:
         return _path([*parts, kind.property]), "is required"
     if name == "AdditionalProperties":
         return _path([*parts, kind.unexpected[0]]), "is not a field of this rule kind or section"
+    if name == "Pattern" and kind.pattern == YEARS:
+        return _path(parts), f"must be a date in the years 1900 to 2200, got {e.instance!r}"
     if name == "Pattern" and "rate" in e.schema_path:
         return _path(parts), f"must be a decimal string between 0 and 1, got {e.instance!r}"
     if name == "Pattern" and "decimal" in e.schema_path:

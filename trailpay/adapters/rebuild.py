@@ -1,4 +1,6 @@
 """Rebuild: replay the journal's attributed entries into fresh projections, in memory.
+With `check`, also derive those entries again from the journal's bodies
+(adapters/rederive.py): a tampered body fails the check by name.
 
 The same partner timelines the accrual service runs (core.timeline), fed the
 entries in the order the accrual applied them, from nothing: late entries fold
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trailpay.adapters.db import raw
 from trailpay.adapters.plan_store import load_books
+from trailpay.adapters.rederive import Mismatch, check_entries
 from trailpay.adapters.rebuild_worker import (
     SHARD_SQL, FoldResult, fold, fold_shard, in_processes,
 )
@@ -83,6 +86,9 @@ class Rebuild:
     months: dict[MonthKey, Decimal]
     # (key, rebuilt, live) where they differ: balance keys, then balance_months keys
     differences: list[tuple[tuple, Decimal, Decimal]] | None = None
+    # journal entries whose bodies no longer give the entries folded (rederive.py)
+    mismatches: list[Mismatch] | None = None
+    check_seconds: float = 0.0  # deriving the entries again: apart from `seconds`
 
     @property
     def events_per_s(self) -> float:
@@ -117,4 +123,7 @@ async def rebuild(conn: AsyncConnection, check: bool = False, workers: int | Non
     if check:
         out.differences = (differences(result.balances, await live_balances(conn))
                            + differences(result.months, await live_months(conn)))
+        started = time.perf_counter()
+        _, out.mismatches = await check_entries(conn)
+        out.check_seconds = time.perf_counter() - started
     return out

@@ -253,6 +253,17 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+intake = Table(  # the HTTP intake's outbox (adapters/intake.py, migration 0020)
+    "intake", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("source", Id, nullable=False),
+    Column("event_id", Id, nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+
 command_requests = Table(
     "command_requests", metadata,
     Column("event_id", Id, primary_key=True),

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.gateway.deps import (
+    RequestBody,
     KEY, PARTNER_ID, TEXT, ConnDep, KeyPath, PartnerIdQuery, DisputeOpener, DisputeResolver, ProducerDep, SettingsDep, StatementsReader,
     visible_partner,
 )
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/v1/disputes", tags=["disputes"])
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}$"
 
 
-class DisputeIn(BaseModel):
+class DisputeIn(RequestBody):
     partner_id: str = Field(**PARTNER_ID)
     posting_id: str = Field(description="The disputed statement line's posting_id", **KEY)
     reason: str = Field(**TEXT)
@@ -39,14 +40,14 @@ class DisputeIn(BaseModel):
                                    description="Your id for it (a retry with it is idempotent)")
 
 
-class AdjustmentIn(BaseModel):
+class AdjustmentIn(RequestBody):
     currency: str = Field(pattern="^[A-Z]{3}$")
     amount: str = Field(pattern=r"^-?[0-9]{1,14}(\.[0-9]{1,6})?$",
                         description="Signed decimal string with the currency's minor-unit digits")
     reason: str = Field(**TEXT)
 
 
-class ResolutionIn(BaseModel):
+class ResolutionIn(RequestBody):
     outcome: Literal["accepted", "rejected"]
     adjustment: AdjustmentIn | None = None
 

@@ -1,16 +1,18 @@
-"""POST /v1/events: CloudEvents intake (structured, binary, batch) onto trailpay.events."""
+"""POST /v1/events: CloudEvents intake (structured, binary, batch) onto trailpay.events,
+through the intake table: a 202 means the events are in PostgreSQL (adapters/intake.py)."""
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request
 
 from services.gateway.deps import EngineDep, EventsWriter, Principal, ProducerDep, SettingsDep
 from services.gateway.limits import MiB, body_limit
 from services.gateway.render import JSONBody
 from trailpay import metrics
-from trailpay.adapters import customers
+from trailpay.adapters import customers, intake
 from trailpay.adapters.cloudevents import (
-    BATCH, JSON, MAX_BATCH, STRUCTURED, Envelope, EventRejected, decode_http, encode_kafka,
+    BATCH, JSON, MAX_BATCH, SCHEMAS, STRUCTURED, Envelope, EventRejected, decode_http, encode_kafka,
 )
 from trailpay.adapters.db import Engine
 from trailpay.core.facts import (
@@ -75,8 +77,14 @@ async def confine(principal: Principal, envelopes: list[Envelope], batch: bool,
                                          "for its own customers only")
 
 
-_EVENT = {"type": "object", "description": "a CloudEvent: see schemas/cloudevent.json and "
-                                           "schemas/events/<type>.json"}
+def _envelope_schema() -> dict:
+    """schemas/cloudevent.json as the OpenAPI's event schema (an event's `data` is checked
+    against schemas/events/<type>.json, which its description names)."""
+    doc = orjson.loads((SCHEMAS / "cloudevent.json").read_bytes())
+    return {k: v for k, v in doc.items() if k not in ("$schema", "$id")}
+
+
+_EVENT = _envelope_schema()
 # At most MAX_BATCH events, answered 413 past that (not a maxItems: that would be a 422).
 _BATCH = {"type": "array", "items": _EVENT, "minItems": 1,
           "description": f"a batch of at most {MAX_BATCH} events (413 past that)"}
@@ -85,7 +93,10 @@ _BATCH = {"type": "array", "items": _EVENT, "minItems": 1,
 @router.post("/events", status_code=202, operation_id="postEvents",
              summary="Submit CloudEvents (single, binary mode or batch)",
              responses={400: {"description": "An event is invalid; `field` names it"},
-                        413: {}, 415: {"description": "Not a CloudEvents or JSON content type"}},
+                        413: {}, 415: {"description": "Not a CloudEvents or JSON content type"},
+                        503: {"description": "The database is unavailable: nothing was accepted; "
+                                             "retry after `Retry-After` seconds",
+                              "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
              openapi_extra=body_limit(1 * MiB, requestBody={"required": True, "content": {
                  STRUCTURED: {"schema": _EVENT}, BATCH: {"schema": _BATCH},
                  JSON: {"schema": {"oneOf": [_EVENT, _BATCH]}}}}))
@@ -104,13 +115,14 @@ async def post_events(request: Request, principal: EventsWriter, producer: Produ
     except HTTPException:
         metrics.EVENTS_REJECTED.labels("http", "forbidden").inc()
         raise
-    futures = []
     for env in envelopes:
         metrics.EVENTS_RECEIVED.labels("http", env.type).inc()
-        futures.append(await producer.send(settings.topic_events, key=env.key.encode(),
-                                           value=encode_kafka(env)))
-    for f in futures:
-        await f
+    # Durable before the 202 (adapters/intake.py): the broker may forget what it holds.
+    rows = [(e.source, e.id, e.key.encode(), encode_kafka(e)) for e in envelopes]
+    async with engine.begin() as conn:
+        await intake.accept(conn, rows)
+    await intake.send(producer, settings.topic_events, [(r[2], r[3]) for r in rows],
+                      settings.intake_send_timeout)
     for env in envelopes:
         metrics.EVENTS_ACCEPTED.labels("http", env.type).inc()
     return JSONBody(

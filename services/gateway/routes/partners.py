@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import Field
 
 from services.gateway.limits import KiB, body_limit
 from services.gateway.deps import (
+    Day, RequestBody,
     KEY, PARTNER_ID, ConnDep, PartnerIdPath, PartnersWriter, StatementsReader, visible_partner,
 )
 from services.gateway.routes.statements import cached
@@ -21,7 +21,7 @@ PARTNER_TYPES = ("reseller", "integrator", "value_added_provider", "referral", "
                  "technology")
 
 
-class PartnerIn(BaseModel):
+class PartnerIn(RequestBody):
     partner_id: str | None = Field(default=None, description="Must equal the path id if given",
                                    **PARTNER_ID)
     type: str = Field(examples=["reseller"], **KEY)
@@ -63,7 +63,7 @@ async def get_partner(partner_id: PartnerIdPath, principal: StatementsReader, co
 
 @router.get("/{partner_id}/balances", operation_id="getBalances", responses={304: {}})
 async def get_balances(partner_id: PartnerIdPath, principal: StatementsReader, request: Request,
-                       as_of: date | None = None) -> Response:
+                       as_of: Annotated[Day | None, Query()] = None) -> Response:
     visible_partner(principal, partner_id)
     item = await request.app.state.reads.balances(partner_id, as_of)
     if item is None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.gateway.deps import (
+    Day, RequestBody,
     PARTNER_ID, ConnDep, KeyPath, PayablesReader, PayoutRunner, ProducerDep, SettingsDep,
 )
 from services.gateway.limits import DEFAULT, body_limit
@@ -19,8 +20,8 @@ from trailpay.core.payouts import run_id
 router = APIRouter(prefix="/v1/payout-runs", tags=["payouts"])
 
 
-class PayoutRunIn(BaseModel):
-    as_of: date = Field(description="Pay what was payable at the end of this day (UTC)")
+class PayoutRunIn(RequestBody):
+    as_of: Day = Field(description="Pay what was payable at the end of this day (UTC)")
     partner_ids: list[Annotated[str, Field(**PARTNER_ID)]] | None = Field(
         default=None, min_length=1, description="Only these partners (default: every partner)")
 

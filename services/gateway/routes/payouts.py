@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.gateway.deps import (
+    RequestBody,
     KEY, ConnDep, KeyPath, PayablesReader, PayoutsWriter, ProducerDep, SettingsDep, visible_partner,
 )
 from services.gateway.limits import DEFAULT, body_limit
@@ -19,7 +20,7 @@ from trailpay.core.facts import PayoutConfirmed, PayoutFailed
 router = APIRouter(prefix="/v1/payouts", tags=["payouts"])
 
 
-class ConfirmationIn(BaseModel):
+class ConfirmationIn(RequestBody):
     status: Literal["paid", "failed"]
     reference: str = Field(description="The ERP's payment reference", **KEY)
 

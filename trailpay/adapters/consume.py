@@ -67,9 +67,8 @@ async def rewind_if_ahead(c: AIOKafkaConsumer, name: str) -> None:
     """When idle, ask the broker where each partition ends: a position past the end means
     the broker restarted empty (memory storage) and its log starts again at offset 0, so
     read it from there (the handlers are idempotent); staying put would skip everything up
-    to the old position. (With this, two short soaks with a broker restart lost nothing,
-    against four of four without; the warning below never fired in them, so the asking
-    itself is what helped there, and why is not yet understood: see BENCHMARKS/notes.)"""
+    to the old position. (Found by the soak: after a broker restart, the first events
+    sent to the new broker were skipped.)"""
     assigned = list(c.assignment())
     if not assigned:
         return
@@ -82,7 +81,7 @@ async def rewind_if_ahead(c: AIOKafkaConsumer, name: str) -> None:
             if await c.position(tp) > end:
                 log.warning("%s: %s position is past its end (%d): the broker restarted "
                             "empty; reading it from the beginning", name, tp, end)
-                c.seek_to_beginning(tp)
+                await c.seek_to_beginning(tp)
 
 
 async def consume(c: AIOKafkaConsumer, name: str, isolated: list[Isolation[ConsumerRecord]],

@@ -52,13 +52,11 @@ def codec_parts(events: list[dict[str, Any]], books) -> dict[str, float]:
     n = len(sample)
     msgs = [value for _, value in messages(sample)]
     entries = attribute(enumerate(sample, start=1))
-    bodies = [entry_json(e) for e in entries]
     groups = [g for f in fold_partners(entries, books).values() for g in f.groups]
     return {
         "floor_decode_us": _cpu_us(lambda: [decode_kafka(v, []) for v in msgs], n),
         "floor_entry_json_us": _cpu_us(
-            lambda: [entry_from_dict(orjson.loads(entry_json(e))) for e in entries], n)
-        if bodies else 0.0,
+            lambda: [entry_from_dict(orjson.loads(entry_json(e))) for e in entries], n),
         "floor_copy_text_us": _cpu_us(lambda: posting_copy(groups), n),
     }
 

@@ -22,6 +22,7 @@ import httpx
 from trailpay.adapters.db import ensure_database, migrate_sync, with_database
 from services.supervisor import Service, Supervisor
 from trailpay.adapters.embedded import EmbeddedPostgres, TansuBroker, free_port
+from trailpay.adapters.kafka import ensure_topics
 from trailpay.settings import Settings
 
 SERVICES = (("ledger", 9101), ("accrual", 9102), ("gateway", None))
@@ -63,6 +64,9 @@ def run_dev(settings: Settings, demo: bool, root: Path) -> int:
     if not bootstrap:
         broker = TansuBroker(port=9092 if _port_free(9092) else free_port())
         bootstrap = broker.start(log_path=data / "tansu.log")
+        # Topics before any client connects (docs/decisions.md: a memory broker restarted).
+        asyncio.run(ensure_topics(settings.model_copy(
+            update={"kafka_bootstrap_servers": bootstrap})))
     token = settings.trailpay_admin_token or secrets.token_urlsafe(24)
     supervisor = Supervisor()
     try:

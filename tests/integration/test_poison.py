@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import orjson
@@ -18,6 +19,7 @@ from services.accrual.main import run as run_accrual
 from services.ledger.main import run as run_ledger
 from tests.integration.helpers import cloud_event, deal, eventually, setup_programme, uid
 from trailpay.adapters.db import raw
+from trailpay.adapters.dead_letters import DeadLetter, record
 from trailpay.adapters.embedded import free_port
 
 pytestmark = pytest.mark.integration
@@ -251,3 +253,21 @@ async def test_a_record_that_cannot_be_dead_lettered_stalls_readiness_then_recov
             pg = await raw(conn)
             await pg.execute(f"DROP TRIGGER IF EXISTS {refuse} ON dead_letters")
             await pg.execute(f"DROP FUNCTION IF EXISTS {refuse}()")
+
+
+async def test_a_redelivered_record_is_dead_lettered_once(engine):
+    """A batch redelivered after a kill before the offset commit brings its invalid records
+    again: stored once. Another record at the same place (a memory broker's new log after a
+    restart) is a new letter."""
+    topic = f"trailpay.events.{uid('redeliver')}"
+    letter = DeadLetter(stage="ledger", reason="invalid: not valid JSON", payload="\x00x",
+                        topic=topic, partition=2, offset=41, raw=b"\x00x")
+    elsewhere = replace(letter, payload="\x00y", raw=b"\x00y")
+    stored = []
+    for d in (letter, letter, elsewhere):
+        async with engine.begin() as conn:
+            stored.append(len(await record(conn, [d])))
+    assert stored == [1, 0, 1]
+    rows = await _fetch(engine, "SELECT raw FROM dead_letters WHERE topic = $1 ORDER BY id",
+                        topic)
+    assert [r[0] for r in rows] == [b"\x00x", b"\x00y"]

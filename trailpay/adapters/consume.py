@@ -11,7 +11,6 @@ broker is down it waits instead, and dead-letters nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -63,27 +62,6 @@ def split(polled: dict[TopicPartition, list[ConsumerRecord]], count: int
     return out
 
 
-async def rewind_if_ahead(c: AIOKafkaConsumer, name: str) -> None:
-    """When idle, ask the broker where each partition ends: a position past the end means
-    the broker restarted empty (memory storage) and its log starts again at offset 0, so
-    read it from there (the handlers are idempotent); staying put would skip everything up
-    to the old position. (Found by the soak: after a broker restart, the first events
-    sent to the new broker were skipped.)"""
-    assigned = list(c.assignment())
-    if not assigned:
-        return
-    try:
-        ends = await c.end_offsets(assigned)
-    except Exception:  # noqa: BLE001 - the broker is away: nothing to compare yet
-        return
-    for tp, end in ends.items():
-        with contextlib.suppress(Exception):
-            if await c.position(tp) > end:
-                log.warning("%s: %s position is past its end (%d): the broker restarted "
-                            "empty; reading it from the beginning", name, tp, end)
-                await c.seek_to_beginning(tp)
-
-
 async def consume(c: AIOKafkaConsumer, name: str, isolated: list[Isolation[ConsumerRecord]],
                   stop: asyncio.Event, poll_ms: int, max_records: int) -> None:
     """Poll, hand each lane its share of the batch (in flight together: while one lane's
@@ -92,7 +70,6 @@ async def consume(c: AIOKafkaConsumer, name: str, isolated: list[Isolation[Consu
         polled = await c.getmany(timeout_ms=poll_ms, max_records=max_records)
         records = [r for rs in polled.values() for r in rs]
         if not records:
-            await rewind_if_ahead(c, name)
             await record_lag(c, name)
             continue
         started = time.perf_counter()

@@ -120,16 +120,31 @@ def _safe(d: DeadLetter) -> DeadLetter:
     return replace(d, raw=raw, **texts)
 
 
-async def record(conn: AsyncConnection, letters: Sequence[DeadLetter]) -> None:
+async def record(conn: AsyncConnection, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    """Store letters; one of a Kafka record already stored (the same stage, topic,
+    partition, offset and bytes: its batch was redelivered after a crash before the offset
+    commit, or after a rebalance) is not stored twice. Returns the letters stored."""
     if not letters:
-        return
+        return []
     safe = [_safe(d) for d in letters]
     pg = await driver(conn)
+    placed = [d for d in safe if d.topic is not None and d.offset is not None]
+    if placed:
+        rows = await pg.fetch(
+            'SELECT stage, topic, partition, "offset", raw FROM dead_letters '
+            'WHERE (topic, partition, "offset") IN (SELECT * FROM unnest($1::text[], '
+            "$2::int[], $3::bigint[]))", [d.topic for d in placed],
+            [d.partition for d in placed], [d.offset for d in placed])
+        stored = {tuple(r) for r in rows}
+        safe = [d for d in safe if (d.stage, d.topic, d.partition, d.offset, d.raw) not in stored]
+    if not safe:
+        return []
     await pg.copy_records_to_table(
         "dead_letters", columns=COLUMNS,
         records=[tuple(getattr(d, c) for c in COLUMNS) for d in safe])
     for d in safe:
         metrics.DEAD_LETTERS.labels(d.stage, d.reason.split(":", 1)[0][:60]).inc()
+    return safe
 
 
 async def publish(producer, topic: str, letters: Sequence[DeadLetter]) -> None:
@@ -150,13 +165,6 @@ def poison_letter(stage: str, record: ConsumerRecord, exc: BaseException) -> Dea
         **identify(value, headers))
 
 
-async def _recorded_before(conn: AsyncConnection, d: DeadLetter) -> bool:
-    pg = await driver(conn)
-    return bool(await pg.fetchval(
-        'SELECT 1 FROM dead_letters WHERE topic = $1 AND partition = $2 AND "offset" = $3 '
-        "AND stage = $4 AND raw = $5 LIMIT 1", d.topic, d.partition, d.offset, d.stage, d.raw))
-
-
 PoisonCallback = Callable[[ConsumerRecord, BaseException], Awaitable[None]]
 
 
@@ -170,9 +178,8 @@ def poison(stage: str, dlq_topic: str) -> Callable[[AsyncEngine, Any], PoisonCal
         async def dead_letter(message: ConsumerRecord, exc: BaseException) -> None:
             letter = _safe(poison_letter(stage, message, exc))
             async with engine.begin() as conn:
-                if await _recorded_before(conn, letter):
-                    return
-                await record(conn, [letter])
+                if not await record(conn, [letter]):
+                    return  # stored before: the record was redelivered
             try:
                 await publish(producer, dlq_topic, [letter])
             except Exception as failure:  # noqa: BLE001 - the table holds it; the DLQ is a copy

@@ -26,7 +26,7 @@ from trailpay.core.rules import (
     adjustment, clawback, comarketing, disputes, expansion, milestone, payouts, recurring,
     referral, upfront, usage, vesting,
 )
-from trailpay.core.rules.base import AccrualError, Context
+from trailpay.core.rules.base import AccrualError, Context, VolumeRead
 from trailpay.core.state import (
     PartnerState, Payout, make_book, new_state, state_from_json, state_to_json,
 )
@@ -83,10 +83,11 @@ def accrue(state: PartnerState, entry: LedgerEntry, book: PlanBook,
 
 
 def step(state: PartnerState, entry: LedgerEntry, book: PlanBook, enrollment: Enrollment,
-         recorded: dict[str, Payout] | None = None
+         recorded: dict[str, Payout] | None = None, volumes: list[VolumeRead] | None = None
          ) -> tuple[list[PostingGroup], PartnerState, list[Effect]]:
     """accrue, and what the entry did (effects.py). `recorded`: the payouts already made,
-    when the entry is folded again (a payout run then pays what it paid the first time)."""
+    when the entry is folded again (a payout run then pays what it paid the first time).
+    `volumes`: where to append the volumes it read to pick a tier (Context.multiplier)."""
     handler = HANDLERS.get(type(entry.fact))
     if handler is None:
         raise AccrualError(f"{entry.fact.type} is not handled by the plan engine")
@@ -100,7 +101,8 @@ def step(state: PartnerState, entry: LedgerEntry, book: PlanBook, enrollment: En
     if plan.partner_types and enrollment.type not in plan.partner_types:
         raise AccrualError(f"plan {plan.plan_id} version {plan.version} has no terms for partner "
                            f"type {enrollment.type!r} (it covers {', '.join(plan.partner_types)})")
-    ctx = Context(entry, plan, enrollment, state.copy(), day, recorded=recorded)
+    ctx = Context(entry, plan, enrollment, state.copy(), day, recorded=recorded,
+                  volumes=volumes)
     ctx.state.mature(day)
     vesting.forfeit_expired(ctx)
     handler(ctx, entry.fact)

@@ -17,7 +17,7 @@ from trailpay.core.journal import LedgerEntry, sort_key
 from trailpay.core.money import MoneyError
 from trailpay.core.plans import Enrollment, PlanBook, PlanError
 from trailpay.core.postings import PostingGroup
-from trailpay.core.rules.base import AccrualError
+from trailpay.core.rules.base import AccrualError, VolumeRead
 from trailpay.core.state import PartnerState, Payout, new_state
 
 # What the engine may raise for one entry: the entry is refused, the fold goes on.
@@ -54,15 +54,17 @@ Terms = tuple[PlanBook, Enrollment] | None  # an entry's plan book and enrolment
 
 
 def attempt(state: PartnerState, e: LedgerEntry, terms: Terms,
-            recorded: Mapping[str, Payout] | None = None
+            recorded: Mapping[str, Payout] | None = None,
+            volumes: list[VolumeRead] | None = None
             ) -> tuple[PartnerState, list[PostingGroup], list[Effect], str | None]:
     """One entry onto a state: (new state, groups, effects, None), or, refused, (the same
     state, [], [], the reason). `recorded`: the payouts already made, when the entry is
-    folded again (a payout run then pays what it paid the first time)."""
+    folded again (a payout run then pays what it paid the first time). `volumes`: where
+    to append the volumes it read to pick a tier multiplier (meaningless if refused)."""
     if terms is None:
         return state, [], [], "the partner has no plan terms for this entry"
     try:
-        groups, after, effects = step(state, e, *terms, recorded)
+        groups, after, effects = step(state, e, *terms, recorded, volumes)
     except REFUSALS as exc:
         return state, [], [], reason_of(exc)
     return after, groups, effects, None

@@ -3,28 +3,41 @@
 A late entry changes the partner's state from its place on. Folding the rest of the
 history twice (as recorded, and with the late entry) shows what changed; but usually the
 two states soon differ only in ways no later entry reads: amounts of money (pending lots,
-the payable balance) and the books of customers that no later entry is about. Every
-later entry then makes the same postings in both folds, so they need not be folded at
-all: the new state is the recorded one with those books and amounts carried over.
+the payable balance), the books of customers that no later entry is about, and the
+partner's volume where no later tier multiplier changes. Every later entry then makes
+the same postings in both folds, so they need not be folded at all: the new state is the
+recorded one with those books and amounts carried over.
 
 The engine reads amounts of money in one place only: a clawback that takes more than
 the customer's held money takes from pending lots and the payable balance (`Context.take`);
 payout runs folded again pay what they recorded. Such entries are flagged when applied
 (`reads_money`), and the fold may not stop before one while amounts differ.
+
+Other customers' books are read in two places: the volume (attributed active ARR), which
+renewals and expansions read to pick a tier multiplier (`Context.multiplier`, which
+records each read), and held money, which any later entry dated after its vesting
+deadline forfeits. So a book may differ in its ARR, share or activity (or be new: a late
+deal) when moving the volume by the difference (`Difference.volume`) moves no later read
+across a tier boundary (`tier_change_at`), and in held money only when no later entry is
+dated after its deadline (carrying the book over would undo a forfeit).
 Tested equal to folding everything: tests/unit/test_order_independence.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation
 
 from trailpay.core.postings import PostingGroup
+from trailpay.core.rules.base import VolumeRead
 from trailpay.core.state import CustomerBook, PartnerState
 
 Lots = dict[str, dict[date, Decimal]]
+Volumes = dict[str, Decimal]  # per currency: attributed active ARR (now − was)
+# Volumes are compared exactly (as PartnerState.volume_value sums them); Inexact: no cut.
+_EXACT = Context(prec=80, traps=[Inexact, InvalidOperation])
 
 
 def reads_money(groups: Iterable[PostingGroup]) -> bool:
@@ -46,6 +59,7 @@ class Difference:
     pending: Lots
     payable: dict[str, Decimal]
     changes: Lots
+    volume: Volumes  # what those books add to the volume, per currency (nonzero only)
 
     @property
     def money(self) -> bool:
@@ -65,44 +79,93 @@ def _lots_delta(now: Lots, was: Lots) -> Lots:
     return out
 
 
-def difference(now: PartnerState, was: PartnerState,
-               among: Iterable[str] | None = None) -> Difference | None:
+def difference(now: PartnerState, was: PartnerState, among: Iterable[str] | None = None,
+               until: date | None = None) -> Difference | None:
     """The difference, when it is only books and amounts; None when anything else differs
-    (payouts, disputes, the last run, co-marketing, or a book in a way the partner's other
-    customers would feel: its ARR, share, activity, currency or vesting deadline).
+    (payouts, disputes, the last run, co-marketing) or a book differs in a way later
+    entries about other customers would see: held money that an entry dated up to `until`
+    (the last later entry's day) forfeits. What books add to the volume is in `volume`;
+    whether a later tier multiplier feels it is the caller's question (tier_change_at).
     `among`: the only customers whose books may differ (those put since the two folds
     parted, PartnerState.puts); without it, every book is compared."""
     if (now.last_run != was.last_run or now.disputes != was.disputes
             or now.comarketing != was.comarketing or now.payouts != was.payouts):
         return None
     books: dict[str, CustomerBook] = {}
+    volume: Volumes = {}
     a, b = now.customers, was.customers
     if a is not b:
-        if len(a) != len(b):
-            return None
-        for cid in (a if among is None else among):
+        for cid in (a.keys() | b.keys() if among is None else among):
             book, old = a.get(cid), b.get(cid)
             if old is book:
                 continue
-            if old is None or book is None or not _same_outside(book, old):
+            if book is None or not (_vests_alike(book, until) and _vests_alike(old, until)):
                 return None
             if book != old:
                 books[cid] = book
+                if not _add_volume(volume, book, old):
+                    return None
     payable = {c: now.payable.get(c, 0) - was.payable.get(c, 0)
                for c in now.payable.keys() | was.payable.keys()}
     if now.pending.keys() != was.pending.keys() or now.payable.keys() != was.payable.keys():
         return None  # (a currency's first money: rare, and not worth carrying over)
     return Difference(books, _lots_delta(now.pending, was.pending),
                       {c: v for c, v in payable.items() if v},  # type: ignore[misc]
-                      _lots_delta(now.payable_changes, was.payable_changes))
+                      _lots_delta(now.payable_changes, was.payable_changes),
+                      {c: v for c, v in volume.items() if v})
 
 
-def _same_outside(a: CustomerBook, b: CustomerBook) -> bool:
-    """Equal in everything other customers' entries can see: the volume, and held money
-    (another customer's entry forfeits it when its deadline passes)."""
-    return (a.arr == b.arr and a.share == b.share and a.active == b.active
-            and a.currency == b.currency and a.held == b.held
-            and a.vest_deadline == b.vest_deadline)
+def _vests_alike(book: CustomerBook | None, until: date | None) -> bool:
+    """No later entry (dated up to `until`) forfeits this book's held money: it holds none,
+    has no deadline, or its deadline is not before `until`. (An entry about the customer
+    itself, a milestone or a churn, is the caller's `touched` check.)"""
+    return (book is None or not book.held or book.vest_deadline is None or until is None
+            or book.vest_deadline >= until)
+
+
+def _add_volume(volume: Volumes, book: CustomerBook, old: CustomerBook | None) -> bool:
+    """Add book's term of the volume less old's (arr × share when active), exactly; False
+    when the sum cannot be exact (then the fold does not stop)."""
+    try:
+        if book.active:
+            c = book.currency
+            volume[c] = _EXACT.add(volume.get(c, 0), _EXACT.multiply(book.arr, book.share))
+        if old is not None and old.active:
+            c = old.currency
+            volume[c] = _EXACT.subtract(volume.get(c, 0), _EXACT.multiply(old.arr, old.share))
+    except (Inexact, InvalidOperation, TypeError):
+        return False
+    return True
+
+
+def tier_change_at(volumes: Sequence[list[VolumeRead] | None], shift: Volumes,
+                   start: int) -> int:
+    """The last position, from `start` on, of an entry whose tier multiplier would change
+    were the volumes it read moved by `shift`; start - 1 when there is none. Scans from the
+    end, so it stops at the last one (the fold may stop only after it)."""
+    for k in range(len(volumes) - 1, start - 1, -1):
+        reads = volumes[k]
+        if reads is not None and not all(_same_tier(r, shift) for r in reads):
+            return k
+    return start - 1
+
+
+def _same_tier(read: VolumeRead, shift: Volumes) -> bool:
+    currency, volume, tiers = read
+    d = shift.get(currency)
+    if d is None:
+        return True
+    try:
+        moved = _EXACT.add(volume, d)
+    except (Inexact, InvalidOperation):
+        return False
+    return tiers.multiplier_at(moved) == tiers.multiplier_at(volume)
+
+
+def shifted(reads: list[VolumeRead], shift: Volumes) -> list[VolumeRead]:
+    """The volumes an entry read, moved by `shift` (after a cut: what it read in the new
+    history, the later states having been carried over); tier_change_at checked them."""
+    return [(c, _EXACT.add(v, shift[c]) if c in shift else v, t) for c, v, t in reads]
 
 
 def carried(state: PartnerState, diff: Difference, day: date | None) -> PartnerState:

@@ -27,7 +27,10 @@ from decimal import Decimal
 from trailpay.core.effects import REFOLDED, Effect
 from trailpay.core.facts import PayoutRunRequested, PlanRerated
 from trailpay.core.fold import Books, Terms, attempt, terms_of
-from trailpay.core.shortcut import carried, difference, reads_money
+from trailpay.core.rules.base import VolumeRead
+from trailpay.core.shortcut import (
+    Volumes, carried, difference, reads_money, shifted, tier_change_at,
+)
 from trailpay.core.journal import LedgerEntry, SortKey, sort_key
 from trailpay.core.postings import PostingGroup, make_explanation, make_group, make_leg
 from trailpay.core.money import make_money, round_money
@@ -49,13 +52,16 @@ class Arrival:
 
 
 Used = Terms  # what an entry was accrued with (None: no terms)
+# One entry of a re-folded history: the entry, its key, its terms, whether it read money,
+# the volumes it read, whether it was applied (Timeline's lists, entry by entry).
+Step = tuple[LedgerEntry, SortKey, Used, bool, list[VolumeRead] | None, bool]
 
 
 class Timeline:
     """One partner's applied entries in sort order, the current state, and snapshots."""
 
-    __slots__ = ("partner_id", "state", "entries", "keys", "used", "reads", "applied",
-                 "snapshots", "floor")
+    __slots__ = ("partner_id", "state", "entries", "keys", "used", "reads", "volumes",
+                 "applied", "snapshots", "floor")
 
     def __init__(self, partner_id: str, state: PartnerState | None = None,
                  floor: SortKey | None = None) -> None:
@@ -69,6 +75,8 @@ class Timeline:
         self.keys: list[SortKey] = []
         self.used: list[Used] = []
         self.reads: list[bool] = []  # per entry: its postings read amounts (shortcut.py)
+        # per entry: the volumes it read to pick a tier multiplier (None: none; shortcut.py)
+        self.volumes: list[list[VolumeRead] | None] = []
         self.applied: list[bool] = []  # per entry: not refused
         self.snapshots: dict[int, PartnerState] = {0: self.state}  # index -> state before it
 
@@ -119,8 +127,9 @@ class Timeline:
             if len(self.snapshots) > MAX_SNAPSHOTS:
                 self._thin()
         pair, why = terms_of(books, e)
+        volumes: list[VolumeRead] = []
         if why is None:
-            self.state, groups, effects, why = attempt(self.state, e, pair)
+            self.state, groups, effects, why = attempt(self.state, e, pair, None, volumes)
         if why is not None:
             out.refused.append((e, why))
         else:
@@ -131,6 +140,7 @@ class Timeline:
         self.keys.append(k)
         self.used.append(pair)
         self.reads.append(why is None and reads_money(groups))
+        self.volumes.append(volumes if why is None and volumes else None)
         self.applied.append(why is None)
 
     def _fold_in(self, lates: list[LedgerEntry], books: Books, out: Arrival) -> None:
@@ -158,7 +168,7 @@ class Timeline:
         logged_was = logged_now = 0
         dirty: set[str] = set()  # customers whose books may differ between the two
         diff = None
-        seg: list[tuple[LedgerEntry, SortKey, Used, bool, bool]] = []  # the new history
+        seg: list[Step] = []  # the new history
         snaps: dict[int, PartnerState] = {}
         before: dict[str, list[PostingGroup]] = {}
         after: dict[str, list[PostingGroup]] = {}
@@ -168,6 +178,8 @@ class Timeline:
         may_cut = not any(isinstance(e.fact, PlanRerated) for e in lates)  # re-rates all
         reads_after: list[bool] | None = None
         touched: dict[str, int] | None = None
+        tier_changes: dict[tuple[tuple[str, Decimal], ...], int] = {}  # shift -> last position
+        until = entries[-1].time.astimezone(UTC).date() if rest else None  # the last day
         j = li = 0  # the next entry of rest, and of lates
         cut = False
         while j < n or li < count:
@@ -181,8 +193,10 @@ class Timeline:
                          and e.fact.as_of <= last_run)
                 pair, why = terms_of(books, e, e.journal_seq)
                 own: list[PostingGroup] = []
+                read: list[VolumeRead] = []
                 if why is None:
-                    now, own, effects, why = attempt(now, e, pair, recorded if stale else None)
+                    now, own, effects, why = attempt(now, e, pair, recorded if stale else None,
+                                                     read)
                 if why is not None:  # refused: it changes nothing
                     out.refused.append((e, why))
                 else:
@@ -190,7 +204,7 @@ class Timeline:
                     out.effects += effects
                     folded.append(e)
                 seg.append((e, keys[li - 1], pair, why is None and reads_money(own),
-                            why is None))
+                            read if why is None and read else None, why is None))
                 continue
             if li == count and (not folded or may_cut and j % 8 == 0):
                 # Every late entry is in: may the fold stop here?
@@ -199,7 +213,7 @@ class Timeline:
                 logged_now, logged_was = len(now_log), len(was_log)
                 a, b = now.customers, was.customers
                 dirty = {c for c in dirty if a.get(c) != b.get(c)}  # equal again: dropped
-                diff = difference(now, was, dirty)
+                diff = difference(now, was, dirty, until)
                 if not folded:  # all of them refused: nothing changed
                     cut = True
                     break
@@ -208,14 +222,18 @@ class Timeline:
                         reads_after, touched = _lookahead(rest, self.reads[first:])
                     assert touched is not None
                     if (not (diff.money and reads_after[j])
-                            and all(touched.get(cid, -1) < j for cid in diff.books)):
+                            and all(touched.get(cid, -1) < j for cid in diff.books)
+                            and (not diff.volume or self._tiers_hold(
+                                diff.volume, first + j, tier_changes))):
                         cut = True
                         break
             e = rest[j]
             was, made_was = attempt(was, e, used[first + j], recorded)[:2]
             p = terms_of(books, e, seen)[0]
-            now, made_now, _, refused = attempt(now, e, p, recorded)
-            seg.append((e, old_keys[first + j], p, reads_money(made_now), refused is None))
+            read = []
+            now, made_now, _, refused = attempt(now, e, p, recorded, read)
+            seg.append((e, old_keys[first + j], p, reads_money(made_now),
+                        read if refused is None and read else None, refused is None))
             if not _same(made_was, made_now):
                 before[e.entry_id], after[e.entry_id] = made_was, made_now
             j += 1
@@ -244,8 +262,29 @@ class Timeline:
         self.keys[first:first + j] = [s[1] for s in seg]
         self.used[first:first + j] = [s[2] for s in seg]
         self.reads[first:first + j] = [s[3] for s in seg]
-        self.applied[first:first + j] = [s[4] for s in seg]
+        self.volumes[first:first + j] = [s[4] for s in seg]
+        self.applied[first:first + j] = [s[5] for s in seg]
+        if cut and diff.volume:  # the later entries now read the volume moved by the shift
+            self._shift_volumes(first + len(seg), diff.volume)
         self._thin()
+
+    def _tiers_hold(self, shift: Volumes, at: int,
+                    known: dict[tuple[tuple[str, Decimal], ...], int]) -> bool:
+        """No entry from `at` on (in the recorded history) would pick another tier
+        multiplier were the volume moved by `shift`. One scan per shift (`known`: the last
+        position where one would, by shift), so asking again as the fold goes on is cheap."""
+        key = tuple(sorted(shift.items()))
+        last = known.get(key)
+        if last is None:
+            last = known[key] = tier_change_at(self.volumes, shift, at)
+        return at > last
+
+    def _shift_volumes(self, start: int, shift: Volumes) -> None:
+        vols = self.volumes
+        for k in range(start, len(vols)):
+            reads = vols[k]
+            if reads is not None and any(r[0] in shift for r in reads):
+                vols[k] = shifted(reads, shift)
 
     def _day_before(self, i: int) -> date | None:
         """The day of the last entry applied before entries[i] (the day to which the state

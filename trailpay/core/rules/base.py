@@ -22,6 +22,10 @@ from trailpay.core.postings import (
 from trailpay.core.state import ZERO, CustomerBook, PartnerState, Payout, replace_book
 
 
+# One volume read to pick a multiplier: (currency, attributed active ARR, the tier table).
+VolumeRead = tuple[str, Decimal, Rule]
+
+
 class AccrualError(ValueError):
     """The engine cannot apply an entry (its reason is dead-lettered, nothing posts)."""
 
@@ -91,12 +95,16 @@ class Context:
     """One entry being applied to one partner under one plan version."""
 
     __slots__ = ("entry", "plan", "enrollment", "state", "day", "groups", "partner", "_due",
-                 "effects", "recorded")
+                 "effects", "recorded", "volumes")
 
     def __init__(self, entry: LedgerEntry, plan: PlanVersion, enrollment: Enrollment,
                  state: PartnerState, day: date, groups: list[PostingGroup] | None = None,
-                 recorded: dict[str, Payout] | None = None) -> None:
+                 recorded: dict[str, Payout] | None = None,
+                 volumes: list[VolumeRead] | None = None) -> None:
         self.entry = entry
+        # When given, every volume this entry reads to pick a tier multiplier is appended
+        # to it (core.timeline: a re-fold may stop early when no later tier would change).
+        self.volumes = volumes
         self.effects: list[Effect] = []
         # Payouts already made, by id, when this entry is folded again (a re-fold after a
         # late entry): a payout run then pays exactly what it paid the first time.
@@ -121,7 +129,11 @@ class Context:
         """(volume multiplier, attributed active ARR in `currency`) before this entry applies."""
         volume = self.state.volume_value(currency)
         tiers = self.rules("volume_tiers")
-        return (tiers[0].multiplier_at(volume) if tiers else Decimal(1)), volume
+        if not tiers:
+            return Decimal(1), volume
+        if self.volumes is not None:
+            self.volumes.append((currency, volume, tiers[0]))
+        return tiers[0].multiplier_at(volume), volume
 
     def book(self) -> CustomerBook:
         cid = self.entry.customer_id or ""

@@ -19,8 +19,10 @@ from tests.integration.helpers import drain, uid
 from tests.integration.test_storage import _record
 from tests.kit import at, deal
 from trailpay import metrics
-from trailpay.adapters import journal_store, ledger_entries, outbox
+from trailpay.adapters import customers, journal_store, ledger_entries, outbox
 from trailpay.adapters.db import create_engine, raw
+from trailpay.core.attribution import Customer
+from trailpay.core.facts import PartnerShare
 from trailpay.core.journal import LedgerEntry
 from trailpay.settings import Settings
 
@@ -139,3 +141,29 @@ async def test_a_writer_that_commits_late_is_waited_for_not_passed_over(own_engi
     p0 = [orjson.loads(r.value)["entry_id"] for r in sorted(got, key=lambda r: r.offset)
           if r.key == b"P0"]
     assert p0 == [orjson.loads(b.messages[0][1])["entry_id"] for b in (early, late)]
+
+
+async def test_a_customer_written_by_a_younger_transaction_makes_the_batch_start_again(
+        own_engine):
+    """The publisher's order is the writers' transaction order. A ledger batch that began
+    writing before the deal's batch, and reads the deal's customer after that batch
+    committed, would publish its entries for the customer before the deal's: reading
+    such a customer raises, and the ledger starts the batch again (ingest.handle_batch)."""
+    def customer(cid: str) -> Customer:
+        return Customer(cid, f"D-{cid}", "USD", (PartnerShare("P1", "sourced", Decimal(1)),))
+
+    older, younger = uid("C-old"), uid("C-new")
+    async with own_engine.begin() as conn:
+        await customers.save(conn, {older: (customer(older), 1)})
+    async with own_engine.connect() as batch:
+        tx = await batch.begin()
+        await (await raw(batch)).fetchval("SELECT pg_current_xact_id()")  # it has begun writing
+        async with own_engine.begin() as conn:  # the deal's batch, younger, commits first
+            await customers.save(conn, {younger: (customer(younger), 2)})
+        assert set(await customers.load(batch, {older})) == {older}
+        with pytest.raises(customers.WrittenAfterUs):
+            await customers.load(batch, {older, younger})
+        await tx.rollback()
+    async with own_engine.begin() as again:  # started again: younger than the writer
+        await (await raw(again)).fetchval("SELECT pg_current_xact_id()")
+        assert set(await customers.load(again, {older, younger})) == {older, younger}

@@ -14,9 +14,6 @@ JOURNAL_APPENDS = Counter(
     "trailpay_journal_appends_total", "Rows appended to the journal, by type", ["type"])
 JOURNAL_DUPLICATES = Counter(
     "trailpay_journal_duplicates_total", "Redelivered events acknowledged and ignored")
-LEDGER_RESTARTS = Counter(
-    "trailpay_ledger_batch_restarts_total", "Ledger batches started again because a customer "
-    "they attribute by was written by a younger transaction (publish order)")
 POSTINGS = Counter(
     "trailpay_postings_total", "Posting legs written, by rule kind and bucket", ["rule_kind", "bucket"])
 DEAD_LETTERS = Counter(

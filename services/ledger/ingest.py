@@ -37,9 +37,6 @@ class Inbound:
 make_inbound = maker(Inbound)  # one per Kafka record: without the frozen __init__'s cost
 
 
-ATTEMPTS = 5  # a batch started again this often raises (each retry is younger than the writer)
-
-
 @dataclass
 class BatchReport:
     appended: int = 0
@@ -131,27 +128,17 @@ async def _journal(conn: Connection, by_stream: dict[str, list[tuple[Inbound, En
 
 
 async def handle_batch(engine: Engine, batch: list[Inbound], ledger_topic: str) -> BatchReport:
-    """Journal and attribute one batch; returns what happened (dead letters to publish).
-    Started again, whole, when a customer it attributes by was written by a younger
-    transaction (customers.WrittenAfterUs): the outbox publishes in transaction order."""
-    for attempt in range(ATTEMPTS):
-        report = BatchReport()
-        decoded = _decode(batch, report)
-        try:
-            async with engine.begin() as conn:
-                by_stream = await _admit(conn, decoded, report)
-                appended = await _journal(conn, by_stream, report)
-                entries, parked = await customers.attribute(conn, appended)
-                report.parked += parked
-                committed = await ledger_entries.write(conn, entries, ledger_topic)
-                report.entries = len(entries)
-                await dead_letters.record(conn, report.dead)
-        except customers.WrittenAfterUs:
-            metrics.LEDGER_RESTARTS.inc()
-            if attempt == ATTEMPTS - 1:
-                raise
-            continue
-        break
+    """Journal and attribute one batch; returns what happened (dead letters to publish)."""
+    report = BatchReport()
+    decoded = _decode(batch, report)
+    async with engine.begin() as conn:
+        by_stream = await _admit(conn, decoded, report)
+        appended = await _journal(conn, by_stream, report)
+        entries, parked = await customers.attribute(conn, appended)
+        report.parked += parked
+        committed = await ledger_entries.write(conn, entries, ledger_topic)
+        report.entries = len(entries)
+        await dead_letters.record(conn, report.dead)
     report.committed = committed  # only now: the transaction has committed
 
     metrics.JOURNAL_DUPLICATES.inc(report.duplicates)

@@ -25,26 +25,13 @@ from trailpay.core.facts import DealClosed, PartnerShare
 from trailpay.core.journal import LedgerEntry
 
 
-class WrittenAfterUs(Exception):
-    """A customer this transaction attributes by was written by a transaction that began
-    writing after it (a younger transaction id) and has committed since. Published in
-    transaction-id order (outbox.py), this transaction's entries for that customer would
-    reach the accrual before the deal's own entries: the caller starts again, in a new
-    transaction, whose id is younger than the writer's."""
-
-
 async def load(conn: AsyncConnection, ids: set[str]) -> dict[str, Customer]:
-    """The customers of these ids; raises WrittenAfterUs (see there) when one of them was
-    written by a transaction younger than the caller's (`age(xmin) < 0`)."""
     if not ids:
         return {}
     pg = await raw(conn)
     rows = await pg.fetch(
-        "SELECT customer_id, deal_id, currency, partners::text, age(xmin) < 0 FROM customers "
+        "SELECT customer_id, deal_id, currency, partners::text FROM customers "
         "WHERE customer_id = ANY($1::text[])", list(ids))
-    younger = [r[0] for r in rows if r[4]]
-    if younger:
-        raise WrittenAfterUs(f"customers written by a younger transaction: {younger[:3]}")
     out = {}
     for r in rows:
         shares = tuple(PartnerShare(p["partner_id"], p["role"], Decimal(p["share"]))

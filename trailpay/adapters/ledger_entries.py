@@ -33,19 +33,21 @@ async def write(conn: AsyncConnection, entries: list[LedgerEntry], topic: str
     redelivered event is a duplicate and makes no entries), and its id is unique per
     (event, partner). A repeat would be a bug, and the unique key fails the batch loudly.
 
-    The ids are drawn first, so that the rows can be handed to this process's publisher
-    once committed (`outbox.Handoff`). No lock: the publisher orders rows by their
-    transaction (outbox.py)."""
+    The ids are drawn first, under the outbox's lock, so that the rows can be handed to
+    this process's publisher once committed (`outbox.Handoff`)."""
     if not entries:
         return None
     pg = await raw(conn)
+    await outbox.lock_for_append(pg, outbox.LEDGER_ENTRIES)
     ids = await pg.fetchval("SELECT array(SELECT nextval('ledger_entries_id_seq') "
                             "FROM generate_series(1, $1))", len(entries))
     payloads = [entry_json(e) for e in entries]  # bytes, as Kafka takes them
     await pg.copy_records_to_table("ledger_entries", columns=ENTRY_COLUMNS, records=[
         (i, e.entry_id, e.journal_seq, e.partner_id, topic, p.decode())
         for i, e, p in zip(ids, entries, payloads, strict=True)])
-    return outbox.Committed(ids, topic, [(e.partner_id.encode(), p)
+    if ids[-1] - ids[0] + 1 != len(ids):  # another writer took ids outside the lock
+        return None
+    return outbox.Committed(ids[0], topic, [(e.partner_id.encode(), p)
                                            for e, p in zip(entries, payloads, strict=True)])
 
 
@@ -73,11 +75,9 @@ class Redelivery:
     idempotent on entry ids, so an entry that was only slow is acknowledged twice,
     harmlessly.
 
-    `watermark` is the id up to which every entry is known to be applied, so each pass
-    reads only the entries after it (at most `window`); an entry not yet published holds
-    the watermark below it as an unapplied one does (the publisher's order is not the
-    ids': outbox.py). `first_seen` remembers since when an entry has been seen published
-    and unapplied, in this process's clock."""
+    `watermark` is the id up to which every published entry is known to be applied, so
+    each pass reads only the entries after it (at most `window`); `first_seen` remembers
+    since when an entry has been seen unapplied, in this process's clock."""
 
     redeliver: float
     window: int = 50_000
@@ -89,29 +89,27 @@ class Redelivery:
         """One pass; returns how many entries were published again."""
         async with engine.connect() as conn:
             pg = await raw(conn)
-            cursor = await pg.fetchrow(
-                "SELECT last_xid::text, last_id FROM outbox_cursors WHERE box = $1 AND topic = $2",
-                outbox.LEDGER_ENTRIES.table, topic) or ("0", 0)
+            cursor = await pg.fetchval(
+                "SELECT last_id FROM outbox_cursors WHERE box = $1 AND topic = $2",
+                outbox.LEDGER_ENTRIES.table, topic) or 0
             if self.watermark is None:  # once per process: one scan for the oldest waiting
                 self.watermark = await pg.fetchval(
-                    "SELECT coalesce(min(e.id) - 1, (SELECT coalesce(max(id), 0) FROM "
-                    "ledger_entries)) FROM ledger_entries e WHERE e.topic = $1 AND NOT EXISTS "
-                    "(SELECT 1 FROM accrual_applied a WHERE a.entry_id = e.entry_id)", topic)
+                    "SELECT coalesce(min(e.id) - 1, $1) FROM ledger_entries e WHERE e.id <= $1 "
+                    "AND e.topic = $2 AND NOT EXISTS (SELECT 1 FROM accrual_applied a "
+                    "WHERE a.entry_id = e.entry_id)", cursor, topic)
             rows = await pg.fetch(
-                "SELECT e.id, e.partner_id, e.payload, a.entry_id IS NOT NULL, "
-                "(e.xid, e.id) <= ($2::text::xid8, $3) "
+                "SELECT e.id, e.partner_id, e.payload, a.entry_id IS NOT NULL "
                 "FROM ledger_entries e LEFT JOIN accrual_applied a ON a.entry_id = e.entry_id "
-                "WHERE e.id > $1 AND e.topic = $4 ORDER BY e.id LIMIT $5",
-                self.watermark, cursor[0], cursor[1], topic, self.window)
+                "WHERE e.id > $1 AND e.id <= $2 AND e.topic = $3 ORDER BY e.id LIMIT $4",
+                self.watermark, cursor, topic, self.window)
         now = self.clock()
         assert self.watermark is not None
-        open_ = [r for r in rows if not r[3]]  # unapplied: published or not yet
-        if not open_:
+        waiting = [r for r in rows if not r[3]]
+        if not waiting:
             self.watermark = rows[-1][0] if rows else self.watermark
             self.first_seen.clear()
             return 0
-        self.watermark = max(self.watermark, open_[0][0] - 1)
-        waiting = [r for r in open_ if r[4]]  # published, and still not applied
+        self.watermark = max(self.watermark, waiting[0][0] - 1)
         self.first_seen = {r[0]: self.first_seen.get(r[0], now) for r in waiting}
         due = [r for r in waiting if now - self.first_seen[r[0]] >= self.redeliver]
         if due:

@@ -10,8 +10,6 @@ from sqlalchemy import (
     MetaData, Numeric, SmallInteger, Table, Text, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
-from sqlalchemy.dialects.postgresql.base import ischema_names
-from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
 
@@ -19,18 +17,6 @@ metadata = MetaData()
 # path's hottest, and ids have no linguistic order. Free text and documents stay Text.
 Id = Text(collation="C")
 Code3 = CHAR(3, collation="C")  # ISO 4217 currency codes
-
-
-class Xid8(UserDefinedType):
-    """PostgreSQL's 64-bit transaction id: the order outbox rows are published in."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw) -> str:
-        return "xid8"
-
-
-ischema_names["xid8"] = Xid8  # reflected as itself (tests compare models with migrations)
 
 journal = Table(
     "journal", metadata,
@@ -131,7 +117,6 @@ ledger_entries = Table(
     Column("partner_id", Id, nullable=False),
     Column("topic", Id, nullable=False),
     Column("payload", Text, nullable=False),  # the JSON text the ledger wrote
-    Column("xid", Xid8, nullable=False, server_default=text("pg_current_xact_id()")),
 )
 
 outbox_cursors = Table(
@@ -139,7 +124,6 @@ outbox_cursors = Table(
     Column("box", Id, primary_key=True),
     Column("topic", Id, primary_key=True),
     Column("last_id", BigInteger, nullable=False),
-    Column("last_xid", Xid8, nullable=False, server_default=text("'0'::xid8")),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -267,7 +251,6 @@ outbox = Table(
     Column("key", Id, nullable=False),
     Column("payload", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("xid", Xid8, nullable=False, server_default=text("pg_current_xact_id()")),
 )
 
 intake = Table(  # the HTTP intake's outbox (adapters/intake.py, migration 0020)

@@ -1,7 +1,8 @@
 """Issue 13: a late entry that moves pending money lets the re-fold stop before a later
 clawback that takes from pending lots only where that take cannot change (core.shortcut:
-money_read, money_change_at), and what is posted and kept is what folding everything
-would."""
+money_read, money_change_at); a late fact about a customer's book may be carried over
+that customer's later usage (core.timeline.BOOK_BLIND). Either way, what is posted and
+kept is what folding everything would."""
 
 from __future__ import annotations
 
@@ -147,3 +148,19 @@ def test_a_refund_that_reaches_the_late_lot_is_folded_again(monkeypatch):
     assert arrival.refolded < 40
     with pytest.raises(AssertionError):
         _assert_as_folded(programme, t, posted)
+
+
+def test_a_late_expansion_is_carried_over_its_customers_later_usage(monkeypatch):
+    """Usage facts read neither the customer's ARR nor anything else of its book: a late
+    expansion of B0 stops at its first check although B0 has later usage (far above the
+    tier boundary, so no multiplier changes); counting them as reads folds them all."""
+    later = [(20 + i // 4, "usage", 5_000) for i in range(120)]
+    programme, at = _programme([60_000] * 4, later, (10, "expanded", 2_000))
+    t, posted, arrival = _late_arrival(programme, at)
+    assert arrival.refolded < 40
+    _assert_as_folded(programme, t, posted)
+
+    monkeypatch.setattr("trailpay.core.timeline.BOOK_BLIND", ())
+    t, posted, arrival = _late_arrival(programme, at)
+    assert arrival.refolded > 100
+    _assert_as_folded(programme, t, posted)

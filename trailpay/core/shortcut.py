@@ -3,7 +3,8 @@
 A late entry changes the partner's state from its place on. Folding the rest of the
 history twice (as recorded, and with the late entry) shows what changed; but usually the
 two states soon differ only in ways no later entry reads: amounts of money (pending lots,
-the payable balance), the books of customers that no later entry is about, and the
+the payable balance), the books of customers that no later entry reads (usage facts
+read nothing of their customer's book: core.timeline.BOOK_BLIND), and the
 partner's volume where no later tier multiplier changes. Every later entry then makes
 the same postings in both folds, so they need not be folded at all: the new state is the
 recorded one with those books and amounts carried over.

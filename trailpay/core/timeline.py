@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from trailpay.core.effects import REFOLDED, Effect
-from trailpay.core.facts import PayoutRunRequested, PlanRerated
+from trailpay.core.facts import PayoutRunRequested, PlanRerated, UsageReported
 from trailpay.core.fold import Books, Terms, attempt, terms_of
 from trailpay.core.rules.base import VolumeRead
 from trailpay.core.shortcut import (
@@ -56,6 +56,9 @@ Used = Terms  # what an entry was accrued with (None: no terms)
 # One entry of a re-folded history: the entry, its key, its terms, what it read of the
 # pending lots, the volumes it read, whether it was applied (Timeline's lists, entry by entry).
 Step = tuple[LedgerEntry, SortKey, Used, MoneyRead | None, list[VolumeRead] | None, bool]
+# Kinds about a customer that neither read nor write its book: a book that differs may be
+# carried over them (a usage fact earns from its revenue and the entry's share alone).
+BOOK_BLIND = (UsageReported,)
 
 
 class Timeline:
@@ -331,10 +334,11 @@ def _unlogged(state: PartnerState) -> PartnerState:
 
 
 def _lookahead(rest: list[LedgerEntry]) -> dict[str, int]:
-    """Per customer, the position of the last entry about it."""
+    """Per customer, the position of the last entry that reads or writes its book (kinds
+    in BOOK_BLIND do neither: a book that differs may be carried over them)."""
     touched: dict[str, int] = {}
     for j, e in enumerate(rest):
-        if e.customer_id is not None:
+        if e.customer_id is not None and not isinstance(e.fact, BOOK_BLIND):
             touched[e.customer_id] = j
     return touched
 

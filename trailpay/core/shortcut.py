@@ -3,15 +3,21 @@
 A late entry changes the partner's state from its place on. Folding the rest of the
 history twice (as recorded, and with the late entry) shows what changed; but usually the
 two states soon differ only in ways no later entry reads: amounts of money (pending lots,
-the payable balance), the books of customers that no later entry is about, and the
+the payable balance), the books of customers that no later entry reads (usage facts
+read nothing of their customer's book: core.timeline.BOOK_BLIND), and the
 partner's volume where no later tier multiplier changes. Every later entry then makes
 the same postings in both folds, so they need not be folded at all: the new state is the
 recorded one with those books and amounts carried over.
 
 The engine reads amounts of money in one place only: a clawback that takes more than
-the customer's held money takes from pending lots and the payable balance (`Context.take`);
-payout runs folded again pay what they recorded. Such entries are flagged when applied
-(`reads_money`), and the fold may not stop before one while amounts differ.
+the customer's held money takes from pending lots (`Context.take`), furthest from payment
+first, and the rest from the payable balance, which it adds to without reading it; payout
+runs folded again pay what they recorded. So a difference in the payable balance is never
+read, and one in pending lots only by a take that goes down to a lot of the difference
+not yet matured on its day. What each take read is recorded when it is applied
+(`money_read`: its day, and per currency the earliest lot it took from, or that it went
+on to payable), and the fold may not stop before one that the pending difference would
+change (`money_change_at`).
 
 Other customers' books are read in two places: the volume (attributed active ARR), which
 renewals and expansions read to pick a tier multiplier (`Context.multiplier`, which
@@ -20,16 +26,18 @@ deadline forfeits. So a book may differ in its ARR, share or activity (or be new
 deal) when moving the volume by the difference (`Difference.volume`) moves no later read
 across a tier boundary (`tier_change_at`), and in held money only when no later entry is
 dated after its deadline (carrying the book over would undo a forfeit).
-Tested equal to folding everything: tests/unit/test_order_independence.py.
+Tested equal to folding everything: tests/unit/test_order_independence.py,
+test_refold_volume.py (the volume), test_refold_money.py (takes and usage).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 from decimal import Context, Decimal, Inexact, InvalidOperation
 
+from trailpay.core.journal import LedgerEntry
 from trailpay.core.postings import PostingGroup
 from trailpay.core.rules.base import VolumeRead
 from trailpay.core.state import CustomerBook, PartnerState
@@ -40,15 +48,60 @@ Volumes = dict[str, Decimal]  # per currency: attributed active ARR (now − was
 _EXACT = Context(prec=80, traps=[Inexact, InvalidOperation])
 
 
-def reads_money(groups: Iterable[PostingGroup]) -> bool:
-    """Whether an entry's postings took money from pending lots or the payable balance
-    by a clawback (the one place where amounts decide what an entry posts)."""
+# What a clawback's take read of the pending lots (Context.take), per entry: the entry's day
+# and, per currency it took from pending or payable, the earliest pending lot it took from,
+# or None when it took from payable (then it went through every pending lot).
+MoneyRead = tuple[date, tuple[tuple[str, date | None], ...]]
+
+
+def money_read(groups: Iterable[PostingGroup], e: LedgerEntry) -> MoneyRead | None:
+    """What an entry's postings read of the pending lots; None when they read none (no
+    clawback took from pending lots or the payable balance: the one place where amounts
+    decide what an entry posts).
+
+    A take goes through the lots furthest from payment first and stops at the lot where
+    the clawback is covered: lots due before that one are never looked at, nor lots that
+    matured by the entry's day (they are payable, which a take adds to without reading).
+    So a pending difference whose every lot is due by the entry's day or before the
+    earliest lot taken from cannot change what it takes (money_change_at)."""
+    takes: dict[str, date | None] | None = None
     for g in groups:
-        if g.explanation.rule_kind == "clawback":
-            for leg in g.legs:
-                if leg.bucket in ("pending", "payable") and leg.amount.amount < 0:
-                    return True
-    return False
+        if g.explanation.rule_kind != "clawback":
+            continue
+        for leg in g.legs:
+            bucket = leg.bucket
+            if (bucket == "pending" or bucket == "payable") and leg.amount.amount < 0:
+                if takes is None:
+                    takes = {}
+                c = leg.amount.currency
+                if bucket == "payable":
+                    takes[c] = None
+                elif c not in takes:
+                    takes[c] = leg.available_on
+                else:
+                    floor = takes[c]
+                    if floor is not None and leg.available_on is not None:
+                        takes[c] = min(floor, leg.available_on)
+    if takes is None:
+        return None
+    return e.time.astimezone(UTC).date(), tuple(sorted(takes.items()))
+
+
+def money_change_at(reads: Sequence[MoneyRead | None], pending: Lots, start: int) -> int:
+    """The last position, from `start` on, of an entry whose take would differ were the
+    pending lots moved by `pending` (a Difference's); start - 1 when there is none. Only
+    the latest lot of the difference per currency matters: if any lot of it is due after
+    the entry's day and not before the earliest lot taken from, so is the latest."""
+    latest = {c: max(lots) for c, lots in pending.items() if lots}
+    for k in range(len(reads) - 1, start - 1, -1):
+        read = reads[k]
+        if read is not None:
+            day, takes = read
+            for c, floor in takes:
+                d = latest.get(c)
+                if d is not None and d > day and (floor is None or d >= floor):
+                    return k
+    return start - 1
 
 
 @dataclass(slots=True)

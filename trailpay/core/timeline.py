@@ -25,11 +25,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from trailpay.core.effects import REFOLDED, Effect
-from trailpay.core.facts import PayoutRunRequested, PlanRerated
+from trailpay.core.facts import PayoutRunRequested, PlanRerated, UsageReported
 from trailpay.core.fold import Books, Terms, attempt, terms_of
 from trailpay.core.rules.base import VolumeRead
 from trailpay.core.shortcut import (
-    Volumes, carried, difference, reads_money, shifted, tier_change_at,
+    Lots, MoneyRead, Volumes, carried, difference, money_change_at, money_read, shifted,
+    tier_change_at,
 )
 from trailpay.core.journal import LedgerEntry, SortKey, sort_key
 from trailpay.core.postings import PostingGroup, make_explanation, make_group, make_leg
@@ -52,9 +53,12 @@ class Arrival:
 
 
 Used = Terms  # what an entry was accrued with (None: no terms)
-# One entry of a re-folded history: the entry, its key, its terms, whether it read money,
-# the volumes it read, whether it was applied (Timeline's lists, entry by entry).
-Step = tuple[LedgerEntry, SortKey, Used, bool, list[VolumeRead] | None, bool]
+# One entry of a re-folded history: the entry, its key, its terms, what it read of the
+# pending lots, the volumes it read, whether it was applied (Timeline's lists, entry by entry).
+Step = tuple[LedgerEntry, SortKey, Used, MoneyRead | None, list[VolumeRead] | None, bool]
+# Kinds about a customer that neither read nor write its book: a book that differs may be
+# carried over them (a usage fact earns from its revenue and the entry's share alone).
+BOOK_BLIND = (UsageReported,)
 
 
 class Timeline:
@@ -74,7 +78,8 @@ class Timeline:
         self.entries: list[LedgerEntry] = []
         self.keys: list[SortKey] = []
         self.used: list[Used] = []
-        self.reads: list[bool] = []  # per entry: its postings read amounts (shortcut.py)
+        # per entry: what its take read of the pending lots (None: nothing; shortcut.py)
+        self.reads: list[MoneyRead | None] = []
         # per entry: the volumes it read to pick a tier multiplier (None: none; shortcut.py)
         self.volumes: list[list[VolumeRead] | None] = []
         self.applied: list[bool] = []  # per entry: not refused
@@ -139,7 +144,7 @@ class Timeline:
         self.entries.append(e)
         self.keys.append(k)
         self.used.append(pair)
-        self.reads.append(why is None and reads_money(groups))
+        self.reads.append(money_read(groups, e) if why is None else None)
         self.volumes.append(volumes if why is None and volumes else None)
         self.applied.append(why is None)
 
@@ -176,9 +181,9 @@ class Timeline:
         rest = entries[first:]
         n, count = len(rest), len(lates)
         may_cut = not any(isinstance(e.fact, PlanRerated) for e in lates)  # re-rates all
-        reads_after: list[bool] | None = None
         touched: dict[str, int] | None = None
         tier_changes: dict[tuple[tuple[str, Decimal], ...], int] = {}  # shift -> last position
+        money_changes: dict[tuple[tuple[str, date], ...], int] = {}  # latest lots -> same
         until = entries[-1].time.astimezone(UTC).date() if rest else None  # the last day
         j = li = 0  # the next entry of rest, and of lates
         cut = False
@@ -203,7 +208,7 @@ class Timeline:
                     out.groups += own  # what the late fact itself did: dated as it happened
                     out.effects += effects
                     folded.append(e)
-                seg.append((e, keys[li - 1], pair, why is None and reads_money(own),
+                seg.append((e, keys[li - 1], pair, money_read(own, e) if why is None else None,
                             read if why is None and read else None, why is None))
                 continue
             if li == count and (not folded or may_cut and j % 8 == 0):
@@ -218,10 +223,10 @@ class Timeline:
                     cut = True
                     break
                 if diff is not None:
-                    if reads_after is None:
-                        reads_after, touched = _lookahead(rest, self.reads[first:])
-                    assert touched is not None
-                    if (not (diff.money and reads_after[j])
+                    if touched is None:
+                        touched = _lookahead(rest)
+                    if ((not diff.pending or self._takes_hold(diff.pending, first + j,
+                                                              money_changes))
                             and all(touched.get(cid, -1) < j for cid in diff.books)
                             and (not diff.volume or self._tiers_hold(
                                 diff.volume, first + j, tier_changes))):
@@ -232,7 +237,8 @@ class Timeline:
             p = terms_of(books, e, seen)[0]
             read = []
             now, made_now, _, refused = attempt(now, e, p, recorded, read)
-            seg.append((e, old_keys[first + j], p, reads_money(made_now),
+            seg.append((e, old_keys[first + j], p,
+                        money_read(made_now, e) if refused is None else None,
                         read if refused is None and read else None, refused is None))
             if not _same(made_was, made_now):
                 before[e.entry_id], after[e.entry_id] = made_was, made_now
@@ -279,6 +285,17 @@ class Timeline:
             last = known[key] = tier_change_at(self.volumes, shift, at)
         return at > last
 
+    def _takes_hold(self, pending: Lots, at: int,
+                    known: dict[tuple[tuple[str, date], ...], int]) -> bool:
+        """No take from `at` on (in the recorded history) would take otherwise were the
+        pending lots moved by `pending`. One scan per latest lot per currency (all that
+        money_change_at looks at), cached in `known` like _tiers_hold's."""
+        key = tuple(sorted((c, max(lots)) for c, lots in pending.items() if lots))
+        last = known.get(key)
+        if last is None:
+            last = known[key] = money_change_at(self.reads, pending, at)
+        return at > last
+
     def _shift_volumes(self, start: int, shift: Volumes) -> None:
         vols = self.volumes
         for k in range(start, len(vols)):
@@ -316,21 +333,14 @@ def _unlogged(state: PartnerState) -> PartnerState:
     return s
 
 
-def _lookahead(rest: list[LedgerEntry], reads: list[bool]
-               ) -> tuple[list[bool], dict[str, int]]:
-    """Per position: does any later entry read amounts of money; and per customer, the
-    position of the last entry about it."""
-    after = [False] * len(rest)
-    seen = False
-    for j in range(len(rest) - 1, -1, -1):
-        after[j] = seen
-        seen = seen or reads[j]
-    after = [a or r for a, r in zip(after, reads, strict=True)]  # from j on, j included
+def _lookahead(rest: list[LedgerEntry]) -> dict[str, int]:
+    """Per customer, the position of the last entry that reads or writes its book (kinds
+    in BOOK_BLIND do neither: a book that differs may be carried over them)."""
     touched: dict[str, int] = {}
     for j, e in enumerate(rest):
-        if e.customer_id is not None:
+        if e.customer_id is not None and not isinstance(e.fact, BOOK_BLIND):
             touched[e.customer_id] = j
-    return after, touched
+    return touched
 
 
 # --- correction groups ----------------------------------------------------------------------

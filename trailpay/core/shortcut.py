@@ -4,7 +4,8 @@ A late entry changes the partner's state from its place on. Folding the rest of 
 history twice (as recorded, and with the late entry) shows what changed; but usually the
 two states soon differ only in ways no later entry reads: amounts of money (pending lots,
 the payable balance), the books of customers that no later entry reads (usage facts
-read nothing of their customer's book: core.timeline.BOOK_BLIND), and the
+read nothing of their customer's book: core.timeline.BOOK_BLIND; a difference in the ARR
+alone is carried over entries that read no ARR: ARR_KEEPING, ARR_SETTING), and the
 partner's volume where no later tier multiplier changes. Every later entry then makes
 the same postings in both folds, so they need not be folded at all: the new state is the
 recorded one with those books and amounts carried over.
@@ -27,7 +28,8 @@ deal) when moving the volume by the difference (`Difference.volume`) moves no la
 across a tier boundary (`tier_change_at`), and in held money only when no later entry is
 dated after its deadline (carrying the book over would undo a forfeit).
 Tested equal to folding everything: tests/unit/test_order_independence.py,
-test_refold_volume.py (the volume), test_refold_money.py (takes and usage).
+test_refold_volume.py (the volume), test_refold_money.py (takes and usage),
+test_refold_arr.py (ARR differences).
 """
 
 from __future__ import annotations
@@ -192,11 +194,12 @@ def _add_volume(volume: Volumes, book: CustomerBook, old: CustomerBook | None) -
 
 
 def tier_change_at(volumes: Sequence[list[VolumeRead] | None], shift: Volumes,
-                   start: int) -> int:
-    """The last position, from `start` on, of an entry whose tier multiplier would change
-    were the volumes it read moved by `shift`; start - 1 when there is none. Scans from the
-    end, so it stops at the last one (the fold may stop only after it)."""
-    for k in range(len(volumes) - 1, start - 1, -1):
+                   start: int, end: int | None = None) -> int:
+    """The last position, from `start` on (and before `end`: by default, the end), of an
+    entry whose tier multiplier would change were the volumes it read moved by `shift`;
+    start - 1 when there is none. Scans from the end, so it stops at the last one (the
+    fold may stop only after it)."""
+    for k in range((len(volumes) if end is None else end) - 1, start - 1, -1):
         reads = volumes[k]
         if reads is not None and not all(_same_tier(r, shift) for r in reads):
             return k

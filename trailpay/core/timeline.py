@@ -22,20 +22,23 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, Inexact, InvalidOperation
 
 from trailpay.core.effects import REFOLDED, Effect
-from trailpay.core.facts import PayoutRunRequested, PlanRerated, UsageReported
+from trailpay.core.facts import (
+    DealClosed, MilestoneAchieved, PayoutRunRequested, PlanRerated, RefundIssued,
+    SubscriptionChurned, SubscriptionExpanded, SubscriptionRenewed, UsageReported,
+)
 from trailpay.core.fold import Books, Terms, attempt, terms_of
 from trailpay.core.rules.base import VolumeRead
 from trailpay.core.shortcut import (
-    Lots, MoneyRead, Volumes, carried, difference, money_change_at, money_read, shifted,
-    tier_change_at,
+    _EXACT, Difference, Lots, MoneyRead, Volumes, carried, difference, money_change_at,
+    money_read, shifted, tier_change_at,
 )
 from trailpay.core.journal import LedgerEntry, SortKey, sort_key
 from trailpay.core.postings import PostingGroup, make_explanation, make_group, make_leg
 from trailpay.core.money import make_money, round_money
-from trailpay.core.state import PartnerState, new_state
+from trailpay.core.state import PartnerState, new_state, replace_book
 
 SNAPSHOT_EVERY = 16  # entries between the states kept to fold again from
 MAX_SNAPSHOTS = 256  # per partner: beyond, the older ones are thinned out (_thin)
@@ -59,6 +62,21 @@ Step = tuple[LedgerEntry, SortKey, Used, MoneyRead | None, list[VolumeRead] | No
 # Kinds about a customer that neither read nor write its book: a book that differs may be
 # carried over them (a usage fact earns from its revenue and the entry's share alone).
 BOOK_BLIND = (UsageReported,)
+# A book that differs in its ARR alone (a late expansion or contraction) may also be carried
+# over later entries about its customer that read no ARR (only its currency, start, upfront
+# money, milestones; and the volume, which the tier check covers), as an amount added to the
+# recorded ARR: those that put the ARR plus a delta or leave it (ARR_KEEPING: the same
+# difference after them), and those that set it to the same value in both folds
+# (ARR_SETTING: a renewal sets the fact's ARR, a churn zero; no difference after them).
+# Any other kind about the customer (a contraction floors its ARR at zero, a new deal
+# reads whether it is active) stops the carry. Deals of kind expansion and renewal are
+# expansions and renewals (accrual._deal).
+ARR_KEEPING = (SubscriptionExpanded, RefundIssued, MilestoneAchieved)
+ARR_SETTING = (SubscriptionRenewed, SubscriptionChurned)
+# A customer's ARR carried over: (ARR now − recorded, the position in the history folded
+# again of the entry that sets it alike in both folds (_NEVER: none), what it adds
+# to the volume until then).
+ArrCarry = tuple[Decimal, int, Volumes]
 
 
 class Timeline:
@@ -181,8 +199,9 @@ class Timeline:
         rest = entries[first:]
         n, count = len(rest), len(lates)
         may_cut = not any(isinstance(e.fact, PlanRerated) for e in lates)  # re-rates all
-        touched: dict[str, int] | None = None
-        tier_changes: dict[tuple[tuple[str, Decimal], ...], int] = {}  # shift -> last position
+        about: dict[str, list[int]] | None = None  # customer -> entries of rest about it
+        arr: dict[str, ArrCarry] = {}
+        tier_changes: dict[tuple[object, ...], tuple[int, int]] = {}  # shift, end -> scan
         money_changes: dict[tuple[tuple[str, date], ...], int] = {}  # latest lots -> same
         until = entries[-1].time.astimezone(UTC).date() if rest else None  # the last day
         j = li = 0  # the next entry of rest, and of lates
@@ -223,15 +242,17 @@ class Timeline:
                     cut = True
                     break
                 if diff is not None:
-                    if touched is None:
-                        touched = _lookahead(rest)
-                    if ((not diff.pending or self._takes_hold(diff.pending, first + j,
-                                                              money_changes))
-                            and all(touched.get(cid, -1) < j for cid in diff.books)
-                            and (not diff.volume or self._tiers_hold(
-                                diff.volume, first + j, tier_changes))):
-                        cut = True
-                        break
+                    if about is None:
+                        about = _lookahead(rest)
+                    if not diff.pending or self._takes_hold(diff.pending, first + j,
+                                                            money_changes):
+                        got = _arr_carries(diff, was, j, about, rest,
+                                           self.applied[first:])
+                        if got is not None and self._shifts_hold(diff.volume, got, first, j,
+                                                                 tier_changes):
+                            arr = got
+                            cut = True
+                            break
             e = rest[j]
             was, made_was = attempt(was, e, used[first + j], recorded)[:2]
             p = terms_of(books, e, seen)[0]
@@ -257,11 +278,17 @@ class Timeline:
         self.snapshots.update(snaps)
         if cut:
             assert diff is not None
+            whole = diff
+            if arr:  # (books carried whole: those no later entry reads)
+                whole = Difference({c: b for c, b in diff.books.items() if c not in arr},
+                                   diff.pending, diff.payable, diff.changes, diff.volume)
             for i, s in old_snaps.items():  # old i is new i + count; before rest[j] done above
                 if i > first + j:
-                    self.snapshots[i + count] = carried(s, diff, self._day_before(i))
+                    self.snapshots[i + count] = _with_arr(
+                        carried(s, whole, self._day_before(i)), arr, i - first)
             self.snapshots[first + len(seg)] = now
-            self.state = carried(self.state, diff, self._day_before(len(entries)))
+            self.state = _with_arr(carried(self.state, whole, self._day_before(len(entries))),
+                                   arr, n)
         else:
             self.state = now
         self.entries[first:first + j] = [s[0] for s in seg]
@@ -270,20 +297,37 @@ class Timeline:
         self.reads[first:first + j] = [s[3] for s in seg]
         self.volumes[first:first + j] = [s[4] for s in seg]
         self.applied[first:first + j] = [s[5] for s in seg]
-        if cut and diff.volume:  # the later entries now read the volume moved by the shift
-            self._shift_volumes(first + len(seg), diff.volume)
+        drops = _drops(arr, first + count) if cut else []
+        if cut and (diff.volume or drops):  # later entries now read the volume so moved
+            self._shift_volumes(first + len(seg), diff.volume, drops)
         self._thin()
 
     def _tiers_hold(self, shift: Volumes, at: int,
-                    known: dict[tuple[tuple[str, Decimal], ...], int]) -> bool:
-        """No entry from `at` on (in the recorded history) would pick another tier
-        multiplier were the volume moved by `shift`. One scan per shift (`known`: the last
-        position where one would, by shift), so asking again as the fold goes on is cheap."""
-        key = tuple(sorted(shift.items()))
-        last = known.get(key)
-        if last is None:
-            last = known[key] = tier_change_at(self.volumes, shift, at)
-        return at > last
+                    known: dict[tuple[object, ...], tuple[int, int]],
+                    end: int | None = None) -> bool:
+        """No entry from `at` on (before `end`; by default to the end) of the recorded
+        history would pick another tier multiplier were the volume moved by `shift`. One
+        scan per shift and end (`known`: from where it scanned, and the last position where
+        one would), so asking again as the fold goes on is cheap."""
+        key = (*sorted(shift.items()), end)
+        hit = known.get(key)
+        if hit is None or at < hit[0]:  # (scanned from further on: scan again)
+            hit = known[key] = (at, tier_change_at(self.volumes, shift, at, end))
+        return at > hit[1]
+
+    def _shifts_hold(self, volume: Volumes, arr: dict[str, ArrCarry], first: int, j: int,
+                     known: dict[tuple[object, ...], tuple[int, int]]) -> bool:
+        """_tiers_hold from rest[j] (entries[first + j]) on, the shift being `volume` up to
+        and including the entry that sets a carried ARR alike (it reads the volume before it
+        applies), and without that customer's term after it."""
+        start, shift = first + j, volume
+        for at, term in _drops(arr, first):
+            if shift and not self._tiers_hold(shift, start, known, at + 1):
+                return False
+            start, shift = at + 1, _minus(shift, term)
+            if shift is None:
+                return False
+        return not shift or self._tiers_hold(shift, start, known)
 
     def _takes_hold(self, pending: Lots, at: int,
                     known: dict[tuple[tuple[str, date], ...], int]) -> bool:
@@ -296,9 +340,16 @@ class Timeline:
             last = known[key] = money_change_at(self.reads, pending, at)
         return at > last
 
-    def _shift_volumes(self, start: int, shift: Volumes) -> None:
+    def _shift_volumes(self, start: int, shift: Volumes,
+                       drops: list[tuple[int, Volumes]]) -> None:
+        """Move the volumes read from `start` on by `shift`, less each dropped term after
+        its position (_drops: where a carried ARR stops differing)."""
         vols = self.volumes
+        d = 0
         for k in range(start, len(vols)):
+            while d < len(drops) and drops[d][0] < k:
+                shift = _minus(shift, drops[d][1]) or {}  # (checked exact in _shifts_hold)
+                d += 1
             reads = vols[k]
             if reads is not None and any(r[0] in shift for r in reads):
                 vols[k] = shifted(reads, shift)
@@ -333,14 +384,85 @@ def _unlogged(state: PartnerState) -> PartnerState:
     return s
 
 
-def _lookahead(rest: list[LedgerEntry]) -> dict[str, int]:
-    """Per customer, the position of the last entry that reads or writes its book (kinds
-    in BOOK_BLIND do neither: a book that differs may be carried over them)."""
-    touched: dict[str, int] = {}
+def _lookahead(rest: list[LedgerEntry]) -> dict[str, list[int]]:
+    """Per customer, the positions of the entries that read or write its book (kinds in
+    BOOK_BLIND do neither: a book that differs may be carried over them)."""
+    about: dict[str, list[int]] = {}
     for j, e in enumerate(rest):
         if e.customer_id is not None and not isinstance(e.fact, BOOK_BLIND):
-            touched[e.customer_id] = j
-    return touched
+            about.setdefault(e.customer_id, []).append(j)
+    return about
+
+
+def _arr_role(e: LedgerEntry) -> int:
+    """0: keeps a difference in its customer's ARR alone; 1: sets the ARR alike in both
+    folds; 2: may read it (ARR_KEEPING, ARR_SETTING)."""
+    f = e.fact
+    if isinstance(f, DealClosed):
+        return 0 if f.kind == "expansion" else 1 if f.kind == "renewal" else 2
+    return 0 if isinstance(f, ARR_KEEPING) else 1 if isinstance(f, ARR_SETTING) else 2
+
+
+def _arr_carries(diff: Difference, was: PartnerState, j: int, about: dict[str, list[int]],
+                 rest: list[LedgerEntry], applied: list[bool]) -> dict[str, ArrCarry] | None:
+    """The books of diff that later entries (from rest[j]) read, each carried as its ARR
+    difference; None when one of them may read more than that (or a sum is not exact).
+    `applied`: rest's, as recorded (a refused renewal sets nothing)."""
+    out: dict[str, ArrCarry] = {}
+    for cid, book in diff.books.items():
+        at = about.get(cid)
+        k = bisect_left(at, j) if at else 0
+        if not at or k == len(at):
+            continue  # no later entry reads it: carried whole
+        old = was.customers.get(cid)
+        if (old is None or old.arr.as_tuple().exponent != book.arr.as_tuple().exponent
+                or replace_book(old, arr=book.arr) != book):
+            return None  # (same exponents: the carried sums are the folded ones, digit for digit)
+        stop = _NEVER
+        for pos in at[k:]:
+            role = _arr_role(rest[pos])
+            if role == 2 or role == 1 and not applied[pos]:
+                return None
+            if role == 1:
+                stop = pos
+                break
+        try:
+            delta = _EXACT.subtract(book.arr, old.arr)
+            term = {book.currency: _EXACT.multiply(delta, book.share)} if book.active else {}
+        except (Inexact, InvalidOperation):
+            return None
+        out[cid] = (delta, stop, {c: v for c, v in term.items() if v})
+    return out
+
+
+def _drops(arr: dict[str, ArrCarry], offset: int) -> list[tuple[int, Volumes]]:
+    """(position + offset, volume term) of each carried ARR that is set alike, in order."""
+    return sorted(((stop + offset, term) for _, stop, term in arr.values() if term
+                   and stop < _NEVER), key=lambda x: x[0])
+
+
+_NEVER = 1 << 62
+
+
+def _minus(shift: Volumes, term: Volumes) -> Volumes | None:
+    """shift − term, exactly (zeros dropped); None when not exact."""
+    out = dict(shift)
+    try:
+        for c, v in term.items():
+            out[c] = _EXACT.subtract(out.get(c, 0), v)
+    except (Inexact, InvalidOperation):
+        return None
+    return {c: v for c, v in out.items() if v}
+
+
+def _with_arr(state: PartnerState, arr: dict[str, ArrCarry], at: int) -> PartnerState:
+    """A carried state before rest[at] (at = len(rest): after all), with each carried ARR
+    not yet set alike by then added to (the state is a fresh copy: changed in place)."""
+    for cid, (delta, stop, _) in arr.items():
+        if stop >= at:
+            book = state.customers[cid]
+            state.put(replace_book(book, arr=_EXACT.add(book.arr, delta)))
+    return state
 
 
 # --- correction groups ----------------------------------------------------------------------

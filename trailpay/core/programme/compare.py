@@ -126,6 +126,9 @@ def compare_proportions(metric: str, ka: int, na: int, kb: int, nb: int,
     d = pb - pa
     low = d - ((pb - lb) ** 2 + (ua - pa) ** 2).sqrt()
     high = d + ((ub - pb) ** 2 + (pa - la) ** 2).sqrt()
+    # Exactly ±1 at the extremes (0 of n against n of n); the square roots' last digit can
+    # land a hair outside, and a difference of proportions never does.
+    low, high = max(low, Decimal(-1)), min(high, Decimal(1))
     return Difference(metric, "newcombe", unit, pa, pb, na, nb, d, low, high)
 
 

@@ -387,10 +387,11 @@ async def _settled(settings: Settings, tally: Tally, timeout: float) -> dict[str
         try:
             journaled = {r[0] for r in await conn.fetch(
                 "SELECT event_id FROM journal WHERE source = 'crm.soak'")}
-            entries, applied = await conn.fetchrow(
+            entries, applied, intake = await conn.fetchrow(
                 "SELECT (SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM "
-                "accrual_applied)")
-            done = set(ids) <= journaled and entries == applied
+                "accrual_applied), (SELECT count(*) FROM intake)")
+            # The intake sweeper deletes journaled rows on its own beat: wait for it too.
+            done = set(ids) <= journaled and entries == applied and intake == 0
             if done or time.monotonic() > deadline:
                 doubled_entries = await conn.fetchval(
                     "SELECT count(*) FROM (SELECT entry_id FROM postings GROUP BY entry_id "
@@ -399,7 +400,6 @@ async def _settled(settings: Settings, tally: Tally, timeout: float) -> dict[str
                     "SELECT partner_id, sum(amount) FROM balances GROUP BY partner_id")}
                 dead = {r[0]: r[1] for r in await conn.fetch(
                     "SELECT split_part(reason, ':', 1), count(*) FROM dead_letters GROUP BY 1")}
-                intake = await conn.fetchval("SELECT count(*) FROM intake")
                 break
         finally:
             await conn.close()

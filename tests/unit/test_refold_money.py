@@ -82,6 +82,8 @@ def _assert_as_folded(programme: list, t: Timeline, posted: list) -> None:
     assert t.state.customers == defined.state.customers
     assert t.state.pending == defined.state.pending and t.state.payable == defined.state.payable
     assert t.state.payable_changes == defined.state.payable_changes
+    for cur in ("USD", "EUR"):
+        assert t.state.volume_value(cur) == defined.state.volume_value(cur)
     # What each entry's take read, kept for the next late entry, is what it reads in the
     # sorted history (a cut carried the difference over takes it could not change).
     again = Timeline("P0")

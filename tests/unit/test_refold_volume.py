@@ -9,8 +9,8 @@ from datetime import date, timedelta
 from hypothesis import given, strategies as st
 
 from tests.kit import deal, fact
-from tests.unit.test_order_independence import PROPS, attribute, books, nets
-from trailpay.core.fold import fold_partners
+from tests.unit.test_order_independence import PROPS, attribute, books
+from tests.unit.test_refold_money import _assert_as_folded
 from trailpay.core.timeline import Timeline
 
 START = date(2026, 1, 5)
@@ -53,21 +53,6 @@ def _late_arrival(programme: list) -> tuple[Timeline, list, object]:
     posted = t.arrive([e for e in entries if e.customer_id != "LATE"], books).groups
     arrival = t.arrive(late, books)
     return t, posted + arrival.groups, arrival
-
-
-def _assert_as_folded(programme: list, t: Timeline, posted: list) -> None:
-    entries = attribute(programme, runs=False)
-    defined = fold_partners(entries, books)["P0"]
-    assert nets(posted) == nets(defined.groups)
-    assert t.state.customers == defined.state.customers
-    assert t.state.pending == defined.state.pending and t.state.payable == defined.state.payable
-    for cur in ("USD", "EUR"):
-        assert t.state.volume_value(cur) == defined.state.volume_value(cur)
-    # What each entry read to pick its tier, kept for the next late entry, is what it reads
-    # in the sorted history (the later reads were moved by the volume the late deal added).
-    again = Timeline("P0")
-    again.arrive(entries, books)
-    assert t.volumes == again.volumes
 
 
 later_entries = st.lists(st.tuples(st.integers(10, 120),  # some after the late deal's vesting deadline

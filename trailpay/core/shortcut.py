@@ -37,17 +37,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
-from decimal import Context, Decimal, Inexact, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation
 
 from trailpay.core.journal import LedgerEntry
 from trailpay.core.postings import PostingGroup
 from trailpay.core.rules.base import VolumeRead
-from trailpay.core.state import CustomerBook, PartnerState
+from trailpay.core.state import EXACT, CustomerBook, PartnerState
 
 Lots = dict[str, dict[date, Decimal]]
 Volumes = dict[str, Decimal]  # per currency: attributed active ARR (now − was)
-# Volumes are compared exactly (as PartnerState.volume_value sums them); Inexact: no cut.
-_EXACT = Context(prec=80, traps=[Inexact, InvalidOperation])
+# Volumes are compared exactly (state.EXACT, as PartnerState.volume_value sums them);
+# Inexact: no cut.
 
 
 # What a clawback's take read of the pending lots (Context.take), per entry: the entry's day
@@ -184,10 +184,10 @@ def _add_volume(volume: Volumes, book: CustomerBook, old: CustomerBook | None) -
     try:
         if book.active:
             c = book.currency
-            volume[c] = _EXACT.add(volume.get(c, 0), _EXACT.multiply(book.arr, book.share))
+            volume[c] = EXACT.add(volume.get(c, 0), EXACT.multiply(book.arr, book.share))
         if old is not None and old.active:
             c = old.currency
-            volume[c] = _EXACT.subtract(volume.get(c, 0), _EXACT.multiply(old.arr, old.share))
+            volume[c] = EXACT.subtract(volume.get(c, 0), EXACT.multiply(old.arr, old.share))
     except (Inexact, InvalidOperation, TypeError):
         return False
     return True
@@ -212,7 +212,7 @@ def _same_tier(read: VolumeRead, shift: Volumes) -> bool:
     if d is None:
         return True
     try:
-        moved = _EXACT.add(volume, d)
+        moved = EXACT.add(volume, d)
     except (Inexact, InvalidOperation):
         return False
     return tiers.multiplier_at(moved) == tiers.multiplier_at(volume)
@@ -221,7 +221,7 @@ def _same_tier(read: VolumeRead, shift: Volumes) -> bool:
 def shifted(reads: list[VolumeRead], shift: Volumes) -> list[VolumeRead]:
     """The volumes an entry read, moved by `shift` (after a cut: what it read in the new
     history, the later states having been carried over); tier_change_at checked them."""
-    return [(c, _EXACT.add(v, shift[c]) if c in shift else v, t) for c, v, t in reads]
+    return [(c, EXACT.add(v, shift[c]) if c in shift else v, t) for c, v, t in reads]
 
 
 def carried(state: PartnerState, diff: Difference, day: date | None) -> PartnerState:

@@ -37,7 +37,7 @@ _new = object.__new__
 
 @cache
 def _scale(n: int) -> Decimal:
-    return Decimal(1).scaleb(n, _EXACT)
+    return Decimal(1).scaleb(n, EXACT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +82,9 @@ class Payout:
 _CUSTOMERS, _VESTING, _PENDING, _PAYABLE, _CHANGES, _COMARKETING, _PAYOUTS, _DISPUTES = (
     1, 2, 4, 8, 16, 32, 64, 128)
 _ALL = 255
-# Exact sums for the volume index (see PartnerState.volume_value); Inexact is raised, not hidden.
-_EXACT = Context(prec=80, traps=[Inexact, InvalidOperation])
+# Exact sums for the volume index (see PartnerState.volume_value), and for the re-fold's
+# volume and ARR differences (shortcut.py, timeline.py); Inexact is raised, not hidden.
+EXACT = Context(prec=80, traps=[Inexact, InvalidOperation])
 
 
 @dataclass(slots=True)
@@ -328,8 +329,8 @@ class PartnerState:
             for b in self.customers.values():
                 if b.active and b.currency == currency:
                     term = b.arr * b.share
-                    total = _EXACT.add(total, term)
-                    bound = _EXACT.add(bound, abs(term))
+                    total = EXACT.add(total, term)
+                    bound = EXACT.add(bound, abs(term))
                     least = min(least, term.as_tuple().exponent)
         except (Inexact, InvalidOperation, TypeError):
             return None
@@ -344,11 +345,11 @@ class PartnerState:
             if old is not None and old.active and old.currency in index:
                 total, bound, least = index[old.currency]
                 term = old.arr * old.share
-                index[old.currency] = (_EXACT.subtract(total, term), bound, least)
+                index[old.currency] = (EXACT.subtract(total, term), bound, least)
             if new.active and new.currency in index:
                 total, bound, least = index[new.currency]
                 term = new.arr * new.share
-                index[new.currency] = (_EXACT.add(total, term), _EXACT.add(bound, abs(term)),
+                index[new.currency] = (EXACT.add(total, term), EXACT.add(bound, abs(term)),
                                        min(least, term.as_tuple().exponent))
         except (Inexact, InvalidOperation, TypeError):
             index = {}

@@ -32,13 +32,13 @@ from trailpay.core.facts import (
 from trailpay.core.fold import Books, Terms, attempt, terms_of
 from trailpay.core.rules.base import VolumeRead
 from trailpay.core.shortcut import (
-    _EXACT, Difference, Lots, MoneyRead, Volumes, carried, difference, money_change_at,
+    Difference, Lots, MoneyRead, Volumes, carried, difference, money_change_at,
     money_read, shifted, tier_change_at,
 )
 from trailpay.core.journal import LedgerEntry, SortKey, sort_key
 from trailpay.core.postings import PostingGroup, make_explanation, make_group, make_leg
 from trailpay.core.money import make_money, round_money
-from trailpay.core.state import PartnerState, new_state, replace_book
+from trailpay.core.state import EXACT, PartnerState, new_state, replace_book
 
 SNAPSHOT_EVERY = 16  # entries between the states kept to fold again from
 MAX_SNAPSHOTS = 256  # per partner: beyond, the older ones are thinned out (_thin)
@@ -162,8 +162,9 @@ class Timeline:
         self.entries.append(e)
         self.keys.append(k)
         self.used.append(pair)
-        self.reads.append(money_read(groups, e) if why is None else None)
-        self.volumes.append(volumes if why is None and volumes else None)
+        money, volume = _read_by(e, groups, volumes, why is None)
+        self.reads.append(money)
+        self.volumes.append(volume)
         self.applied.append(why is None)
 
     def _fold_in(self, lates: list[LedgerEntry], books: Books, out: Arrival) -> None:
@@ -227,8 +228,8 @@ class Timeline:
                     out.groups += own  # what the late fact itself did: dated as it happened
                     out.effects += effects
                     folded.append(e)
-                seg.append((e, keys[li - 1], pair, money_read(own, e) if why is None else None,
-                            read if why is None and read else None, why is None))
+                seg.append((e, keys[li - 1], pair, *_read_by(e, own, read, why is None),
+                            why is None))
                 continue
             if li == count and (not folded or may_cut and j % 8 == 0):
                 # Every late entry is in: may the fold stop here?
@@ -259,8 +260,7 @@ class Timeline:
             read = []
             now, made_now, _, refused = attempt(now, e, p, recorded, read)
             seg.append((e, old_keys[first + j], p,
-                        money_read(made_now, e) if refused is None else None,
-                        read if refused is None and read else None, refused is None))
+                        *_read_by(e, made_now, read, refused is None), refused is None))
             if not _same(made_was, made_now):
                 before[e.entry_id], after[e.entry_id] = made_was, made_now
             j += 1
@@ -384,6 +384,15 @@ def _unlogged(state: PartnerState) -> PartnerState:
     return s
 
 
+def _read_by(e: LedgerEntry, groups: list[PostingGroup], volumes: list[VolumeRead],
+             applied: bool) -> tuple[MoneyRead | None, list[VolumeRead] | None]:
+    """What an entry read, as the timeline keeps it: of the pending lots (its postings),
+    and the volumes it read to pick a tier; None for each it did not read, or if refused."""
+    if not applied:
+        return None, None
+    return money_read(groups, e), volumes or None
+
+
 def _lookahead(rest: list[LedgerEntry]) -> dict[str, list[int]]:
     """Per customer, the positions of the entries that read or write its book (kinds in
     BOOK_BLIND do neither: a book that differs may be carried over them)."""
@@ -394,13 +403,16 @@ def _lookahead(rest: list[LedgerEntry]) -> dict[str, list[int]]:
     return about
 
 
-def _arr_role(e: LedgerEntry) -> int:
-    """0: keeps a difference in its customer's ARR alone; 1: sets the ARR alike in both
-    folds; 2: may read it (ARR_KEEPING, ARR_SETTING)."""
+KEEPS, SETS, READS = "keeps", "sets", "reads"  # what an entry does with its customer's ARR
+
+
+def _arr_role(e: LedgerEntry) -> str:
+    """KEEPS a difference in its customer's ARR alone, SETS the ARR alike in both folds, or
+    may READ it (ARR_KEEPING, ARR_SETTING)."""
     f = e.fact
     if isinstance(f, DealClosed):
-        return 0 if f.kind == "expansion" else 1 if f.kind == "renewal" else 2
-    return 0 if isinstance(f, ARR_KEEPING) else 1 if isinstance(f, ARR_SETTING) else 2
+        return KEEPS if f.kind == "expansion" else SETS if f.kind == "renewal" else READS
+    return KEEPS if isinstance(f, ARR_KEEPING) else SETS if isinstance(f, ARR_SETTING) else READS
 
 
 def _arr_carries(diff: Difference, was: PartnerState, j: int, about: dict[str, list[int]],
@@ -421,14 +433,14 @@ def _arr_carries(diff: Difference, was: PartnerState, j: int, about: dict[str, l
         stop = _NEVER
         for pos in at[k:]:
             role = _arr_role(rest[pos])
-            if role == 2 or role == 1 and not applied[pos]:
+            if role == READS or role == SETS and not applied[pos]:
                 return None
-            if role == 1:
+            if role == SETS:
                 stop = pos
                 break
         try:
-            delta = _EXACT.subtract(book.arr, old.arr)
-            term = {book.currency: _EXACT.multiply(delta, book.share)} if book.active else {}
+            delta = EXACT.subtract(book.arr, old.arr)
+            term = {book.currency: EXACT.multiply(delta, book.share)} if book.active else {}
         except (Inexact, InvalidOperation):
             return None
         out[cid] = (delta, stop, {c: v for c, v in term.items() if v})
@@ -449,7 +461,7 @@ def _minus(shift: Volumes, term: Volumes) -> Volumes | None:
     out = dict(shift)
     try:
         for c, v in term.items():
-            out[c] = _EXACT.subtract(out.get(c, 0), v)
+            out[c] = EXACT.subtract(out.get(c, 0), v)
     except (Inexact, InvalidOperation):
         return None
     return {c: v for c, v in out.items() if v}
@@ -461,7 +473,7 @@ def _with_arr(state: PartnerState, arr: dict[str, ArrCarry], at: int) -> Partner
     for cid, (delta, stop, _) in arr.items():
         if stop >= at:
             book = state.customers[cid]
-            state.put(replace_book(book, arr=_EXACT.add(book.arr, delta)))
+            state.put(replace_book(book, arr=EXACT.add(book.arr, delta)))
     return state
 
 

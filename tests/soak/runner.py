@@ -82,8 +82,7 @@ class Tally:
     kafka_sent: set[str] = field(default_factory=set)  # accepted by the broker, not by trailpay
     undrained: int = 0  # Kafka events not journaled when the broker was restarted anyway
     broker_lives: int = 1  # the broker's restarts, plus one
-    # Kafka events the broker acknowledged during its last life: event id -> (partition, offset)
-    acked: dict[str, tuple[int, int]] = field(default_factory=dict)
+    acked: set[str] = field(default_factory=set)  # Kafka events acked in the broker's last life
 
 
 def _deal(n: int, partner: str) -> tuple[dict[str, Any], Decimal]:
@@ -136,7 +135,8 @@ class Stack:
         env = {**os.environ, "DATABASE_URL": self.settings.database_url,
                "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
                "TRAILPAY_ADMIN_TOKEN": TOKEN, "GATEWAY_PORT": str(self.port),
-               "LOG_LEVEL": os.environ.get("SOAK_LOG_LEVEL", "ERROR"), "CONSUMER_BATCH_MAX": "500", "CONSUMER_POLL_MS": "50",
+               "LOG_LEVEL": os.environ.get("SOAK_LOG_LEVEL", "ERROR"),
+               "CONSUMER_BATCH_MAX": "500", "CONSUMER_POLL_MS": "50",
                "CONSUMER_SESSION_TIMEOUT_MS": "3000", "REDELIVER_SWEEP_SECONDS": "1",
                "REDELIVER_SECONDS": "5", "INTAKE_SEND_TIMEOUT": "2", "RETRY_AFTER_SECONDS": "1",
                "DB_POOL_SIZE": "4", "API_KEY_CACHE_SECONDS": "60"}
@@ -246,8 +246,8 @@ async def _kafka_load(settings: Settings, tally: Tally, numbers, stop: asyncio.E
                 good = (event["id"], commission, event["data"]["partners"][0]["partner_id"])
             try:
                 lives = tally.broker_lives
-                md = await asyncio.wait_for(producer.send_and_wait(settings.topic_events, value,
-                                                                   key=key), 10)
+                await asyncio.wait_for(producer.send_and_wait(settings.topic_events, value,
+                                                              key=key), 10)
             except Exception:  # noqa: BLE001 - not acknowledged: not accepted
                 await asyncio.sleep(0.5)
                 continue
@@ -255,7 +255,7 @@ async def _kafka_load(settings: Settings, tally: Tally, numbers, stop: asyncio.E
                 tally.accepted[good[0]], tally.partner_of[good[0]] = good[1], good[2]
                 tally.kafka_sent.add(good[0])
                 if tally.broker_lives == lives:
-                    tally.acked[good[0]] = (md.partition, md.offset)
+                    tally.acked.add(good[0])
             await asyncio.sleep(1 / rate)
     finally:
         await producer.stop()
@@ -302,7 +302,7 @@ async def _drain_kafka(settings: Settings, tally: Tally, timeout: float = 120.0)
     tally.undrained += missing
 
 
-async def _unserved(settings: Settings, acked: dict[str, tuple[int, int]]) -> list[str]:
+async def _unserved(settings: Settings, acked: set[str]) -> list[str]:
     """Kafka events the broker acknowledged but does not serve: read its topic from the
     beginning, outside any group, and list the acknowledged ids it never hands out. Such an
     event never reached trailpay; it is the broker's loss, counted apart from trailpay's.
@@ -362,7 +362,7 @@ async def _chaos(stack: Stack, tally: Tally, duration: float, kills: int,
             # Topics first, as `trailpay dev` does: with clients reconnecting, Tansu 0.6.0
             # may create a topic twice at once, and a partition's offsets then start again
             # below batches it still holds; records it acknowledged there are never served
-            # (docs/operations.md, "A memory broker restarted").
+            # (docs/decisions.md, "A memory broker restarted").
             await ensure_topics(stack.settings)
             for port in stack.ops.values():  # the consumers are back on the new topics
                 await _ready(f"http://127.0.0.1:{port}/readyz")

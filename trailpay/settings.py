@@ -49,6 +49,17 @@ class Settings(BaseSettings):
         description="Consumers: how long the group waits for a member that stopped "
                     "heartbeating (a killed process) before giving its partitions to the "
                     "others; heartbeats go every third of it.")
+    ledger_align_ms: int = Field(
+        default=500, ge=0,
+        description="Ledger: events from the partitions it owns are journaled in the order they "
+                    "were sent (Kafka record timestamps), so a backlog read partition by partition "
+                    "does not make a partner's facts late at the accrual; a partition with records "
+                    "still on the broker holds the others back at most this long. 0: no alignment.")
+    ledger_align_idle_ms: int = Field(
+        default=20, ge=0,
+        description="Ledger, aligning: how long a partition with nothing on the broker holds "
+                    "the others back (a producer writes one partition after another, so the rest "
+                    "of a send may be a moment behind).")
     consumer_stall_failures: int = Field(
         default=5, ge=2,
         description="Consumers: consecutive failures of one batch or record after which "

@@ -21,6 +21,7 @@ from trailpay.adapters.dead_letters import DeadLetter
 from trailpay.adapters.journal_store import JournalRecord, make_record
 from trailpay.core.facts import DealClosed
 from trailpay.core.frozen import maker
+from trailpay.core.journal import sort_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,9 @@ async def handle_batch(engine: Engine, batch: list[Inbound], ledger_topic: str) 
         by_stream = await _admit(conn, decoded, report)
         appended = await _journal(conn, by_stream, report)
         entries, parked = await customers.attribute(conn, appended)
+        # Published in the order design §4 defines (not stream by stream): an accrual that
+        # takes part of this batch takes each partner's earliest entries, none late.
+        entries.sort(key=sort_key)
         report.parked += parked
         committed = await ledger_entries.write(conn, entries, ledger_topic)
         report.entries = len(entries)

@@ -40,4 +40,5 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
     await run_consumer_service(settings, stop, name="ledger", topic=settings.topic_events,
                                group=settings.group_ledger, default_port=9101, wire=wire,
-                               poison=dead_letters.poison("ledger", settings.topic_events_dlq))
+                               poison=dead_letters.poison("ledger", settings.topic_events_dlq),
+                               align_ms=settings.ledger_align_ms)

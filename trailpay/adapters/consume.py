@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from trailpay import metrics
+from trailpay.adapters.align import Aligner
 from trailpay.adapters.isolation import Isolation, Stall, Stalls
 from trailpay.adapters.kafka import record_lag
 
@@ -62,12 +63,46 @@ def split(polled: dict[TopicPartition, list[ConsumerRecord]], count: int
     return out
 
 
+async def _aligned(c: AIOKafkaConsumer, aligner: Aligner, polled, max_records: int
+                   ) -> dict[TopicPartition, list[ConsumerRecord]]:
+    """What to handle now, out of what was polled and what is held (trailpay.adapters.align):
+    partitions taken away are forgotten, one that holds a full batch stops fetching."""
+    owned = c.assignment()
+    aligner.drop([tp for tp in aligner.held if tp not in owned])
+    aligner.add(polled)
+    positions = {}
+    for tp in owned:
+        if c.highwater(tp) is not None:
+            try:
+                positions[tp] = await c.position(tp)
+            except Exception:  # noqa: BLE001 - no position yet (a rebalance): not waited for
+                continue
+
+    def behind(tp: TopicPartition) -> bool:
+        return tp in positions and positions[tp] < (c.highwater(tp) or 0)
+
+    taken = aligner.take(owned, behind, max_records)
+    paused = c.paused()
+    for tp in owned:
+        full = aligner.count(tp) >= aligner.full
+        if full and tp not in paused:
+            c.pause(tp)
+        elif not full and tp in paused:
+            c.resume(tp)
+    return taken
+
+
 async def consume(c: AIOKafkaConsumer, name: str, isolated: list[Isolation[ConsumerRecord]],
-                  stop: asyncio.Event, poll_ms: int, max_records: int) -> None:
+                  stop: asyncio.Event, poll_ms: int, max_records: int,
+                  aligner: Aligner | None = None) -> None:
     """Poll, hand each lane its share of the batch (in flight together: while one lane's
-    transaction commits, another computes), then commit the offsets once all are done."""
+    transaction commits, another computes), then commit the offsets once all are done.
+    With an aligner, records go in the order they were sent across partitions."""
     while not stop.is_set():
-        polled = await c.getmany(timeout_ms=poll_ms, max_records=max_records)
+        wait = poll_ms if aligner is None else round(aligner.wait(poll_ms / 1000) * 1000)
+        polled = await c.getmany(timeout_ms=wait, max_records=max_records)
+        if aligner is not None:
+            polled = await _aligned(c, aligner, polled, max_records)
         records = [r for rs in polled.values() for r in rs]
         if not records:
             await record_lag(c, name)

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from trailpay.adapters import kafka
+from trailpay.adapters.align import Aligner
 from trailpay.adapters.consume import Handler, Poison, consume, lanes
 from trailpay.adapters.db import create_engine, ping
 from trailpay.adapters.isolation import Stalls
@@ -67,7 +68,9 @@ async def _keep_topics(settings: Settings, stop: asyncio.Event, log: logging.Log
 
 async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name: str, topic: str,
                                group: str, default_port: int, wire: Wire,
-                               poison: PoisonFactory) -> None:
+                               poison: PoisonFactory, align_ms: int = 0) -> None:
+    """`align_ms` > 0: hand the records of the owned partitions over in the order they were
+    sent (trailpay.adapters.align), waiting at most that long for a partition behind."""
     log = logging.getLogger(f"trailpay.{name}")
     engine = create_engine(settings)
     producer = kafka.producer(settings)
@@ -101,7 +104,9 @@ async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name:
         log.info("%s consuming %s as %s", name, topic, group)
         await until_stopped(stop, [
             consume(consumer, group, isolated, stop, settings.consumer_poll_ms,
-                    settings.consumer_batch_max),
+                    settings.consumer_batch_max,
+                    Aligner(patience=align_ms / 1000, idle=settings.ledger_align_idle_ms / 1000,
+                            full=2 * settings.consumer_batch_max) if align_ms else None),
             *loops,
             _keep_topics(settings, stop, log),
             _join(serving),

@@ -361,7 +361,8 @@ class Profilers:
             target = self.out / f"{phase}-{name}.txt"
             self.procs.append(subprocess.Popen(
                 [shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
-                 "record", "--format", "raw", "--rate", "50", "--nonblocking",
+                 "record", "--format", "raw", "--rate", os.environ.get("BENCH_PROFILE_RATE", "50"),
+                 "--nonblocking",
                  "-o", str(target), "--pid", str(self.stack.procs[name].pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
@@ -420,7 +421,7 @@ def run(quick: bool, seed: int, keep_db: bool, profile: bool = False,
         stack.start_services(log_dir)
         result["rss_start_mib"] = stack.rss()
         asyncio.run(setup_programme(stack, prog))
-        kafka_entries = _entry_count(prog.kafka)
+        kafka_entries = result["kafka_entries"] = _entry_count(prog.kafka)
         all_entries = _entry_count(prog.kafka + prog.http)
         result["expected_entries"] = all_entries
         progress = Progress(stack)

@@ -18,8 +18,8 @@ the pipeline, so that the ratio of the two is free of this machine's day-to-day 
 - the posting legs' COPY text.
 
 Until 2026-12-05 the floor counted one consume per event for each hop and left out the
-ledger's produce and the hashes, as the hand sum in BENCHMARKS.md had; `old_floor`
-keeps that sum, so that ratios across the change compare.
+ledger's produce and the hashes, as the hand sum in BENCHMARKS.md had;
+`pipeline_to_old_floor` is the ratio to that sum, so that ratios across the change compare.
 
 The pipeline's CPU per event (every process) divided by their sum is the overhead of
 everything else: the glue, the event loop, the services' Kafka clients, state documents.

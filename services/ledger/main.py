@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ledger.ingest import handle_batch, make_inbound
 from trailpay.adapters import dead_letters, ledger_entries, outbox
+from trailpay.adapters.align import Aligner
 from trailpay.adapters.consumer_service import run_consumer_service
 from trailpay.settings import Settings
 
@@ -41,4 +42,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     await run_consumer_service(settings, stop, name="ledger", topic=settings.topic_events,
                                group=settings.group_ledger, default_port=9101, wire=wire,
                                poison=dead_letters.poison("ledger", settings.topic_events_dlq),
-                               align_ms=settings.ledger_align_ms)
+                               aligner=Aligner(patience=settings.ledger_align_ms / 1000,
+                                               idle=settings.ledger_align_idle_ms / 1000,
+                                               full=2 * settings.consumer_batch_max)
+                               if settings.ledger_align_ms else None)

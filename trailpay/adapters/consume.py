@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from trailpay import metrics
 from trailpay.adapters.align import Aligner
 from trailpay.adapters.isolation import Isolation, Stall, Stalls
-from trailpay.adapters.kafka import record_lag
+from trailpay.adapters.kafka import lags, record_lag
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,8 @@ async def _aligned(c: AIOKafkaConsumer, aligner: Aligner, polled, max_records: i
     owned = c.assignment()
     aligner.drop([tp for tp in aligner.held if tp not in owned])
     aligner.add(polled)
-    positions = {}
-    for tp in owned:
-        if c.highwater(tp) is not None:
-            try:
-                positions[tp] = await c.position(tp)
-            except Exception:  # noqa: BLE001 - no position yet (a rebalance): not waited for
-                continue
-
-    def behind(tp: TopicPartition) -> bool:
-        return tp in positions and positions[tp] < (c.highwater(tp) or 0)
-
-    taken = aligner.take(owned, behind, max_records)
+    lag = await lags(c)
+    taken = aligner.take(owned, lambda tp: lag.get(tp, 0) > 0, max_records)
     paused = c.paused()
     for tp in owned:
         full = aligner.count(tp) >= aligner.full

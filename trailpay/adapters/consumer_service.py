@@ -68,9 +68,9 @@ async def _keep_topics(settings: Settings, stop: asyncio.Event, log: logging.Log
 
 async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name: str, topic: str,
                                group: str, default_port: int, wire: Wire,
-                               poison: PoisonFactory, align_ms: int = 0) -> None:
-    """`align_ms` > 0: hand the records of the owned partitions over in the order they were
-    sent (trailpay.adapters.align), waiting at most that long for a partition behind."""
+                               poison: PoisonFactory, aligner: Aligner | None = None) -> None:
+    """With an aligner, the records of the owned partitions are handed over in the order
+    they were sent (trailpay.adapters.align)."""
     log = logging.getLogger(f"trailpay.{name}")
     engine = create_engine(settings)
     producer = kafka.producer(settings)
@@ -104,9 +104,7 @@ async def run_consumer_service(settings: Settings, stop: asyncio.Event, *, name:
         log.info("%s consuming %s as %s", name, topic, group)
         await until_stopped(stop, [
             consume(consumer, group, isolated, stop, settings.consumer_poll_ms,
-                    settings.consumer_batch_max,
-                    Aligner(patience=align_ms / 1000, idle=settings.ledger_align_idle_ms / 1000,
-                            full=2 * settings.consumer_batch_max) if align_ms else None),
+                    settings.consumer_batch_max, aligner),
             *loops,
             _keep_topics(settings, stop, log),
             _join(serving),

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from functools import lru_cache
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
@@ -132,18 +132,26 @@ def consumer(settings: Settings, topic: str, group: str) -> AIOKafkaConsumer:
 _lag_exported: dict[str, set[tuple[str, str]]] = {}  # group -> (topic, partition) exported
 
 
+async def lags(c: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+    """Records on the broker not yet handed over (high-water mark minus position), per
+    assigned partition whose high-water mark and position are known."""
+    out = {}
+    for tp in c.assignment():
+        hw = c.highwater(tp)
+        if hw is None:
+            continue
+        with contextlib.suppress(Exception):  # no position yet (a rebalance): unknown
+            out[tp] = max(hw - await c.position(tp), 0)
+    return out
+
+
 async def record_lag(c: AIOKafkaConsumer, group: str) -> None:
     """Export consumer lag per partition (high-water mark minus position); partitions a
     rebalance took away are dropped, so no stale lag stays behind for another consumer's
     partitions."""
     assigned = c.assignment()
-    for tp in assigned:
-        hw = c.highwater(tp)
-        if hw is None:
-            continue
-        with contextlib.suppress(Exception):
-            pos = await c.position(tp)
-            metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(hw - pos, 0))
+    for tp, lag in (await lags(c)).items():
+        metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(lag)
     now = {(tp.topic, str(tp.partition)) for tp in assigned}
     for topic, partition in _lag_exported.get(group, set()) - now:
         with contextlib.suppress(KeyError):
